@@ -1,0 +1,35 @@
+"""Errors the payload raises for bad data or failed steps. A job wrapper maps them to exit codes."""
+from __future__ import annotations
+
+
+class PayloadError(Exception):
+    """Base of the payload's expected failures; the message names the file/event and what to do."""
+
+
+class EventFileError(PayloadError):
+    """An event file is missing, corrupt, truncated or does not follow the schema (DESIGN §6)."""
+
+    def __init__(self, message: str, *, path: str = "", event: int | None = None):
+        super().__init__(message)
+        self.path = path
+        self.event = event
+
+
+class NoEventsError(PayloadError):
+    """The selection (files, skipEvents, maxEvents) holds no event."""
+
+
+class ModelFileError(PayloadError):
+    """A model/weights file is unreadable or does not match the requested config."""
+
+    def __init__(self, message: str, *, path: str = ""):
+        super().__init__(message)
+        self.path = path
+
+
+class TrainingDivergedError(PayloadError):
+    """The loss became NaN or infinite."""
+
+
+class StopRequested(PayloadError):
+    """The caller asked the running step to stop (through `should_stop`)."""

@@ -1,0 +1,76 @@
+"""Segmentation metrics from a confusion matrix accumulated over batches (numpy only, no framework).
+
+`cm[t, p]` counts pixels of true class t predicted as class p. From it, per class c:
+IoU = cm[c,c] / (row c + column c − cm[c,c]) (1 when the class is neither present nor predicted),
+efficiency (recall) = cm[c,c] / row c, purity (precision) = cm[c,c] / column c (1 when the
+denominator is empty: nothing was missed, nothing was wrongly claimed).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+CLASS_NAMES = ("background", "beam", "cosmic")
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int = len(CLASS_NAMES)) -> np.ndarray:
+    """Pixel counts [n_classes, n_classes] (int64) of (true, predicted) classes for arrays of any shape."""
+    labels = np.asarray(labels).astype(np.int64, copy=False).ravel()
+    predicted = np.asarray(predicted).astype(np.int64, copy=False).ravel()
+    if labels.shape != predicted.shape:
+        raise ValueError(f"labels {labels.shape} and predictions {predicted.shape} differ in size")
+    counts = np.bincount(labels * n_classes + predicted, minlength=n_classes * n_classes)
+    return counts[: n_classes * n_classes].reshape(n_classes, n_classes)
+
+
+class ConfusionMatrix:
+    """Running confusion matrix: `add(labels, predicted)` per batch, `metrics()` at the end."""
+
+    def __init__(self, n_classes: int = len(CLASS_NAMES)):
+        self.n_classes = n_classes
+        self.counts = np.zeros((n_classes, n_classes), dtype=np.int64)
+
+    def add(self, labels: np.ndarray, predicted: np.ndarray) -> None:
+        self.counts += confusion_matrix(labels, predicted, self.n_classes)
+
+    def metrics(self, class_names=CLASS_NAMES) -> dict:
+        return segmentation_metrics(self.counts, class_names)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num/den, with 1 where the denominator is 0 (an empty class is perfectly classified)."""
+    num = num.astype(np.float64)
+    den = den.astype(np.float64)
+    return np.divide(num, den, out=np.ones_like(num), where=den > 0)
+
+
+def iou(cm: np.ndarray) -> np.ndarray:
+    """Per-class intersection over union."""
+    tp = np.diag(cm)
+    return _ratio(tp, cm.sum(axis=0) + cm.sum(axis=1) - tp)
+
+
+def efficiency(cm: np.ndarray) -> np.ndarray:
+    """Per-class efficiency (recall): the fraction of true pixels of the class that were found."""
+    return _ratio(np.diag(cm), cm.sum(axis=1))
+
+
+def purity(cm: np.ndarray) -> np.ndarray:
+    """Per-class purity (precision): the fraction of pixels predicted as the class that are it."""
+    return _ratio(np.diag(cm), cm.sum(axis=0))
+
+
+def pixel_accuracy(cm: np.ndarray) -> float:
+    total = cm.sum()
+    return float(np.trace(cm) / total) if total else 1.0
+
+
+def segmentation_metrics(cm: np.ndarray, class_names=CLASS_NAMES) -> dict:
+    """Flat dict of every metric: `iou_<class>`, `efficiency_<class>`, `purity_<class>`, `mean_iou`,
+    `pixel_accuracy` (floats), ready for a metrics JSON or a job report."""
+    cm = np.asarray(cm)
+    out = {}
+    for name, values in (("iou", iou(cm)), ("efficiency", efficiency(cm)), ("purity", purity(cm))):
+        out.update({f"{name}_{cls}": float(v) for cls, v in zip(class_names, values)})
+    out["mean_iou"] = float(iou(cm).mean())
+    out["pixel_accuracy"] = pixel_accuracy(cm)
+    return out

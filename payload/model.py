@@ -1,0 +1,146 @@
+"""The network: FC-DenseNet, "The One Hundred Layers Tiramisu" (Jégou et al., 2017, arXiv:1611.09326).
+
+Read it as the paper's Figure 1, top to bottom:
+
+    input 320×320×1 ── 3×3 conv (48) ─┬─ dense block (4)  ── TD ─┐                     ┌─ TU ── dense block (4)  ── 1×1 conv → 3 logits
+                                      ├─ dense block (5)  ── TD ─┤  skip connections   ├─ TU ── dense block (5)
+                                      ├─ dense block (7)  ── TD ─┤ ─────────────────▶  ├─ TU ── dense block (7)
+                                      ├─ dense block (10) ── TD ─┤                     ├─ TU ── dense block (10)
+                                      └─ dense block (12) ── TD ─┴─ dense block (15) ──┴─ TU ── dense block (12)
+
+A dense block's layers each see every earlier feature map of the block (concatenation) and add
+`growth` new ones. On the way down a block passes its input and all its new maps on (and keeps that
+stack as the skip connection); on the way up, to keep the width in check, only the new maps of a block
+are upsampled by the next transition up (TU); the last block passes everything to the classifier.
+
+The network ends in logits (float32 even under mixed precision): losses use `from_logits=True` and
+the softmax is applied by whoever needs probabilities. Only `keras.layers` are used, so the same code
+runs on the TensorFlow, JAX and PyTorch backends and saves to a plain `.keras` file.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import keras
+from keras import layers, regularizers
+
+INPUT_SHAPE = (320, 320, 1)
+N_CLASSES = 3
+MODEL_NAME_PREFIX = "fcdensenet_"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One FC-DenseNet: layers per dense block on the way down (mirrored on the way up), the
+    bottleneck block, growth rate (feature maps each layer adds), filters of the first convolution,
+    dropout after every convolution and the L2 weight penalty."""
+
+    name: str
+    blocks: tuple
+    bottleneck: int
+    growth: int
+    first_filters: int
+    dropout: float = 0.2
+    l2: float = 1e-4
+
+
+CONFIGS = {
+    # FC-DenseNet103 of the paper, the network of the DUNE payload (about 9.4 M parameters).
+    "paper": ModelConfig("paper", blocks=(4, 5, 7, 10, 12), bottleneck=15, growth=16, first_filters=48),
+    # Same design, narrower and shallower: trains on a CPU in minutes.
+    "small": ModelConfig("small", blocks=(2, 3, 4, 5), bottleneck=6, growth=8, first_filters=16),
+    # For tests: a few steps in seconds.
+    "tiny": ModelConfig("tiny", blocks=(1, 2), bottleneck=2, growth=4, first_filters=8),
+}
+
+
+def get_config(name: str) -> ModelConfig:
+    """The named configuration (`paper`, `small`, `tiny`)."""
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"unknown model config {name!r}: choose one of {', '.join(CONFIGS)}") from None
+
+
+def model_name(config: ModelConfig) -> str:
+    """The Keras model name, which carries the config name into saved files."""
+    return MODEL_NAME_PREFIX + config.name
+
+
+def config_name_of(model: keras.Model) -> str | None:
+    """The config name a model was built with, or None for a model not built here."""
+    if model.name.startswith(MODEL_NAME_PREFIX):
+        return model.name[len(MODEL_NAME_PREFIX):]
+    return None
+
+
+def conv(x, filters: int, kernel_size: int, config: ModelConfig, name: str):
+    """BN → ReLU → convolution → dropout: the unit every layer of the paper is made of."""
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.ReLU(name=f"{name}_relu")(x)
+    x = layers.Conv2D(filters, kernel_size, padding="same", kernel_initializer="he_uniform",
+                      kernel_regularizer=regularizers.L2(config.l2), name=f"{name}_conv")(x)
+    if config.dropout:
+        x = layers.Dropout(config.dropout, name=f"{name}_drop")(x)
+    return x
+
+
+def dense_block(x, n_layers: int, config: ModelConfig, name: str):
+    """`n_layers` 3×3 layers, each fed the concatenation of the block input and all earlier layers.
+
+    Returns (the input with every new map appended, the new maps alone)."""
+    new_maps = []
+    for i in range(n_layers):
+        y = conv(x, config.growth, 3, config, name=f"{name}_l{i}")
+        new_maps.append(y)
+        x = layers.Concatenate(name=f"{name}_cat{i}")([x, y])
+    new = new_maps[0] if n_layers == 1 else layers.Concatenate(name=f"{name}_new")(new_maps)
+    return x, new
+
+
+def transition_down(x, config: ModelConfig, name: str):
+    """Halve the resolution: BN → ReLU → 1×1 conv (same width) → dropout → 2×2 max pooling."""
+    x = conv(x, x.shape[-1], 1, config, name=name)
+    return layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+
+
+def transition_up(x, skip, config: ModelConfig, name: str):
+    """Double the resolution with a 3×3 stride-2 transposed convolution, then append the skip."""
+    x = layers.Conv2DTranspose(x.shape[-1], 3, strides=2, padding="same", kernel_initializer="he_uniform",
+                               kernel_regularizer=regularizers.L2(config.l2), name=f"{name}_upconv")(x)
+    return layers.Concatenate(name=f"{name}_skip")([x, skip])
+
+
+def build_model(config: ModelConfig | str, input_shape: tuple = INPUT_SHAPE) -> keras.Model:
+    """Build the FC-DenseNet for `config` (a ModelConfig or a config name).
+
+    The model maps images [B, H, W, 1] to per-pixel logits [B, H, W, 3] in float32; H and W must be
+    divisible by 2**len(config.blocks). Layers follow the global Keras dtype policy (mixed precision).
+    """
+    if isinstance(config, str):
+        config = get_config(config)
+    inputs = keras.Input(shape=input_shape, name="images")
+    x = layers.Conv2D(config.first_filters, 3, padding="same", kernel_initializer="he_uniform",
+                      kernel_regularizer=regularizers.L2(config.l2), name="first_conv")(inputs)
+
+    skips = []
+    for i, n_layers in enumerate(config.blocks):
+        x, _ = dense_block(x, n_layers, config, name=f"down{i}")
+        skips.append(x)
+        x = transition_down(x, config, name=f"td{i}")
+
+    _, x = dense_block(x, config.bottleneck, config, name="bottleneck")
+
+    for i, n_layers in reversed(list(enumerate(config.blocks))):
+        x = transition_up(x, skips[i], config, name=f"tu{i}")
+        stack, new = dense_block(x, n_layers, config, name=f"up{i}")
+        x = stack if i == 0 else new
+
+    logits = layers.Conv2D(N_CLASSES, 1, kernel_regularizer=regularizers.L2(config.l2),
+                           dtype="float32", name="logits")(x)
+    return keras.Model(inputs, logits, name=model_name(config))
+
+
+def describe(config: ModelConfig) -> dict:
+    """The config as plain data, for metrics files and logs."""
+    return asdict(config)

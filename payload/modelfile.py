@@ -1,0 +1,81 @@
+"""Model files: write a trained network as a `.keras` file at exactly the path asked for, and read
+one back into the named config, failing with a ModelFileError that names the file when it is
+unreadable or holds another network.
+
+A saved model is float32 and uncompiled (no optimizer state): any precision and any backend can
+load it. Its Keras name carries the config name (`fcdensenet_<config>`). Keras-3 weights files
+(`*.weights.h5`) are accepted too; they carry no name, so only their shapes are checked.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import keras
+
+from payload.errors import ModelFileError
+from payload.model import build_model, config_name_of, get_config
+from payload.precision import dtype_policy
+
+
+def save_model(model: keras.Model, path: Path) -> Path:
+    """Write `model` (built from a named config, any precision) as a float32 `.keras` file at
+    exactly `path`, atomically: a reader never sees a half-written file."""
+    path = Path(path)
+    name = config_name_of(model)
+    with dtype_policy("float32"):
+        export = build_model(get_config(name), input_shape=tuple(model.input_shape[1:]))
+    export.set_weights(model.get_weights())
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".keras", dir=path.parent)
+    os.close(fd)
+    try:
+        export.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def _read_keras_file(path: Path) -> keras.Model:
+    # Keras picks the format by file extension; job files may be named anything (an LFN).
+    with tempfile.TemporaryDirectory() as tmp:
+        link = Path(tmp) / "model.keras"
+        link.symlink_to(path.resolve())
+        return keras.saving.load_model(link, compile=False)
+
+
+def load_model(path: Path, config_name: str) -> keras.Model:
+    """The `config_name` network with the weights of model file `path`, built under the current
+    dtype policy. Raises ModelFileError when the file is missing, unreadable or of another config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist", path=str(path))
+    config = get_config(config_name)
+    model = build_model(config)
+    if path.name.endswith(".weights.h5"):
+        try:
+            model.load_weights(path)
+        except Exception as err:  # h5py and Keras raise many types for a bad or foreign file
+            raise ModelFileError(f"weights file {path} does not fit the {config_name!r} network: {err}",
+                                 path=str(path)) from None
+        return model
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"model file {path} is not a Keras model (.keras zip): truncated or the "
+                             "wrong file", path=str(path))
+    try:
+        saved = _read_keras_file(path)
+    except Exception as err:  # a damaged archive fails anywhere in Keras' deserialisation
+        raise ModelFileError(f"model file {path} cannot be read: {err}", path=str(path)) from None
+    saved_name = config_name_of(saved)
+    if saved_name != config_name:
+        held = f"the {saved_name!r} network" if saved_name else f"a foreign model ({saved.name!r})"
+        raise ModelFileError(f"model file {path} holds {held}, but the {config_name!r} network was "
+                             f"requested: pass the model config it was trained with", path=str(path))
+    try:
+        model.set_weights(saved.get_weights())
+    except ValueError as err:
+        raise ModelFileError(f"model file {path} does not fit the {config_name!r} network: {err}",
+                             path=str(path)) from None
+    return model

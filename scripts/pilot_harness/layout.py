@@ -1,0 +1,78 @@
+"""Where everything of one local pilot run lives, under one run directory."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files and directories of one run; `root` is the run directory the caller chose."""
+
+    root: Path
+
+    @property
+    def home(self) -> Path:
+        """The pilot's home (its cwd): queue data, staged-in input replicas, the job directory."""
+        return self.root / "pilot-home"
+
+    @property
+    def harvester(self) -> Path:
+        """Harvester data and work directory: pandaJobData.out in, worker_attributes.json out."""
+        return self.root / "harvester"
+
+    @property
+    def job_data(self) -> Path:
+        return self.harvester / "pandaJobData.out"
+
+    @property
+    def worker_attributes(self) -> Path:
+        return self.harvester / "worker_attributes.json"
+
+    @property
+    def www(self) -> Path:
+        """Document root of the loopback HTTP server; the trf sits in its `trf/` folder."""
+        return self.root / "www"
+
+    @property
+    def trf_dir(self) -> Path:
+        return self.www / "trf"
+
+    @property
+    def output(self) -> Path:
+        """Where the `mv` copytool puts staged-out files (the pilot's --output-dir)."""
+        return self.root / "staged-out"
+
+    @property
+    def site(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def storage_data(self) -> Path:
+        return self.site / "storagedata.json"
+
+    @property
+    def pilot_config(self) -> Path:
+        return self.site / "pilot.cfg"
+
+    @property
+    def job_template(self) -> Path:
+        """The job definition as given, before the harness points `transformation` at loopback."""
+        return self.site / "job.json"
+
+    @property
+    def settings(self) -> Path:
+        """What the sandbox needs to know: pilot options, trf name, time limit."""
+        return self.site / "settings.json"
+
+    @property
+    def pilot_stdout(self) -> Path:
+        return self.root / "pilot.stdout"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    def job_dir(self, panda_id: str) -> Path:
+        """The job directory the pilot creates and runs the trf in."""
+        return self.home / f"PanDA_Pilot-{panda_id}"

@@ -1,0 +1,90 @@
+"""What runs inside the pilot's namespace: loopback up, the trf server, the pilot, nothing else.
+
+`run.py` starts this module as `unshare --pid --fork --mount-proc --net --kill-child python -m
+pilot_harness.sandbox RUNDIR`, so this process is PID 1 of a namespace whose only network is its own
+loopback: when it exits, the kernel ends every process left in the namespace, and the pilot's
+end-of-job cleanup (which kills the orphans of its user) can see nothing outside.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from pilot_harness import layout
+
+
+def bring_up_loopback() -> None:
+    """`ip link set lo up`; a new network namespace starts with loopback down."""
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+def check_isolated() -> None:
+    """Refuse to go on unless this is PID 1 of a namespace whose only network interface is lo."""
+    interfaces = sorted(name for _, name in socket.if_nameindex())
+    if os.getpid() != 1 or interfaces != ["lo"]:
+        raise SystemExit(f"not isolated (pid {os.getpid()}, interfaces {interfaces}): "
+                         "the pilot runs only inside unshare --pid --fork --mount-proc --net")
+
+
+def serve_directory(directory: Path) -> http.server.ThreadingHTTPServer:
+    """An HTTP server on 127.0.0.1 (any free port) serving `directory`, running in a thread."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, name="trf-server", daemon=True).start()
+    return server
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        sys.stderr.write("trf-server: " + format % args + "\n")
+
+
+def write_job_definition(paths: layout.RunPaths, trf_url: str) -> None:
+    """pandaJobData.out for Harvester PUSH mode, with `transformation` pointing at our server."""
+    job = json.loads(paths.job_template.read_text())
+    job["transformation"] = trf_url
+    paths.job_data.write_text(json.dumps({str(job["PandaID"]): job}, indent=1))
+
+
+def run_pilot(paths: layout.RunPaths, options: list[str], timeout_s: float) -> int:
+    """Run our launcher as a child in the pilot home; SIGTERM forwarded; returns its exit code."""
+    env = dict(os.environ, PILOT_NOKILL="1", NO_CVMFS_OK="1",
+               HARVESTER_PILOT_CONFIG=str(paths.pilot_config))
+    with open(paths.pilot_stdout, "wb") as out:
+        child = subprocess.Popen([sys.executable, "-m", "pilot_harness.launcher", *options],
+                                 cwd=paths.home, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # the harness (or an operator) asks the pilot to stop the way a batch system does
+        signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+        try:
+            return child.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            return 124
+
+
+def main(argv: list[str]) -> int:
+    """Entry point inside the namespace: `python -m pilot_harness.sandbox RUNDIR`."""
+    paths = layout.RunPaths(Path(argv[0]))
+    settings = json.loads(paths.settings.read_text())
+    check_isolated()
+    bring_up_loopback()
+    server = serve_directory(paths.www)
+    base_url = f"http://127.0.0.1:{server.server_address[1]}/trf"
+    write_job_definition(paths, f"{base_url}/{settings['trf_name']}")
+    options = [*settings["pilot_options"], "-g", base_url]
+    code = run_pilot(paths, options, settings["timeout_s"])
+    server.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

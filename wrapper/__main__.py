@@ -1,0 +1,4 @@
+"""`python -m wrapper` runs the transformation."""
+from wrapper.main import cli
+
+cli()

@@ -1,0 +1,132 @@
+"""The trf's arguments: one table that drives parsing, validation, `--help` and the JobSpec.
+
+Names follow the trf convention (camelCase, `input…File` / `output…File`) that JEDI task templates use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+# Kinds of value an argument takes; conversion lives in wrapper.args.
+STR, INT, FLOAT, BOOL, LIST, FLOATLIST = "str", "int", "float", "bool", "list", "floatlist"
+
+
+@dataclass(frozen=True)
+class ArgDef:
+    name: str                 # as written on the command line, without dashes
+    field: str                # JobSpec field
+    kind: str
+    default: object
+    help: str
+    group: str
+    choices: Optional[tuple] = None
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    metavar: str = ""
+    output: bool = False      # an output LFN written to the job directory
+
+
+MODES = ("train", "infer", "evaluate")
+MODEL_CONFIGS = ("tiny", "small", "paper")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+ARGS: tuple[ArgDef, ...] = (
+    # what to do
+    ArgDef("mode", "mode", STR, None, "what the job does: train a model, infer (write predictions), "
+           "or evaluate a model against labelled events", "job", choices=MODES),
+    ArgDef("inputEventsFile", "input_events", LIST, (), "event files (HDF5): LFNs staged by the pilot, "
+           "local paths, s3://bucket/key (globs allowed), https:// URLs; comma list, several words or "
+           "JEDI compact form prefix[001,002]suffix; append #ad:<adler32> to verify a checksum",
+           "job", metavar="FILE[,FILE...]"),
+    ArgDef("modelFile", "model_file", STR, None, "trained model (.keras) for infer/evaluate, or the "
+           "starting point of a training; any source inputEventsFile accepts", "job", metavar="URI"),
+    ArgDef("modelConfig", "model_config", STR, "small", "network size: tiny (tests), small (CPU), "
+           "paper (the 9.4 M parameter FC-DenseNet)", "job", choices=MODEL_CONFIGS),
+    ArgDef("maxEvents", "max_events", INT, -1, "process at most this many events (-1: all)", "job",
+           minimum=-1),
+    ArgDef("skipEvents", "skip_events", INT, 0, "skip this many events at the start of the inputs",
+           "job", minimum=0),
+    ArgDef("randomSeed", "random_seed", INT, 12345, "seed for shuffling, splits and initialisation",
+           "job", minimum=0, maximum=2**31 - 1),
+    # outputs
+    ArgDef("outputPredFile", "output_pred", STR, None, "predictions (HDF5 /scores or /classes) "
+           "written as this LFN in the job directory", "outputs", metavar="LFN", output=True),
+    ArgDef("outputModelFile", "output_model", STR, None, "trained model (.keras) written as this LFN",
+           "outputs", metavar="LFN", output=True),
+    ArgDef("outputMetricsFile", "output_metrics", STR, None, "metrics (JSON: IoU, efficiency, purity, "
+           "confusion matrix, training history) written as this LFN", "outputs", metavar="LFN",
+           output=True),
+    ArgDef("outputPlotFile", "output_plot", STR, None, "a PNG: the training curve (train) or an event "
+           "display (infer/evaluate) written as this LFN", "outputs", metavar="LFN", output=True),
+    ArgDef("predictionFormat", "prediction_format", STR, "scores", "scores: float16 class "
+           "probabilities per pixel; classes: uint8 class per pixel (12x smaller)", "outputs",
+           choices=("scores", "classes")),
+    ArgDef("outputPrefix", "output_prefix", STR, None, "also upload outputs (and checkpoints) under "
+           "this s3://bucket/prefix/ or https:// URL after writing them", "outputs", metavar="URI"),
+    # training
+    ArgDef("epochs", "epochs", INT, 5, "training epochs", "training", minimum=1, maximum=100000),
+    ArgDef("batchSize", "batch_size", INT, None, "events per batch (default: the build's)",
+           "training", minimum=1, maximum=4096),
+    ArgDef("learningRate", "learning_rate", FLOAT, 1e-3, "initial learning rate (reduced on plateau)",
+           "training", minimum=1e-9, maximum=10.0),
+    ArgDef("validationSplit", "validation_split", FLOAT, 0.1, "fraction of training events held out "
+           "for validation", "training", minimum=0.0, maximum=0.9),
+    ArgDef("loss", "loss", STR, "weighted", "cce: cross-entropy; weighted: class-weighted "
+           "cross-entropy (median-frequency weights from the data unless --classWeights); focal",
+           "training", choices=("cce", "weighted", "focal")),
+    ArgDef("classWeights", "class_weights", FLOATLIST, None, "three weights: background,beam,cosmic",
+           "training", minimum=0.0, metavar="W,W,W"),
+    ArgDef("earlyStopping", "early_stopping", INT, 0, "stop after this many epochs without "
+           "validation improvement (0: off)", "training", minimum=0),
+    ArgDef("checkpointPrefix", "checkpoint_prefix", STR, None, "where checkpoints live, keyed by "
+           "task (e.g. s3://bucket/task-42/): a retried job resumes from the latest complete one; "
+           "default: checkpoints/ in the job directory", "training", metavar="URI"),
+    ArgDef("checkpointInterval", "checkpoint_interval", FLOAT, 300.0, "seconds between periodic "
+           "checkpoints", "training", minimum=1.0),
+    ArgDef("resume", "resume", BOOL, True, "resume from the latest complete checkpoint if one exists",
+           "training"),
+    # platform and builds
+    ArgDef("buildManifest", "build_manifest", STR, None, "build manifest (JSON) listing the model "
+           "builds per platform; default: builds derived from --modelFile", "platform", metavar="URI"),
+    ArgDef("build", "build", STR, None, "use this build of the manifest, whatever the platform",
+           "platform", metavar="NAME"),
+    ArgDef("device", "device", STR, "auto", "auto: a usable GPU if there is one, else the CPU",
+           "platform", choices=("auto", "gpu", "cpu")),
+    ArgDef("requireGPU", "require_gpu", BOOL, False, "fail (exit 69) rather than run on the CPU",
+           "platform"),
+    ArgDef("gpus", "gpus", INT, None, "use at most this many GPUs (default: all usable)", "platform",
+           minimum=0, maximum=64),
+    ArgDef("precision", "precision", STR, "auto", "numeric policy; auto: the build's", "platform",
+           choices=PRECISIONS),
+    ArgDef("showPlatform", "show_platform", BOOL, False, "print the detected platform and the build "
+           "that would be chosen, then exit", "platform"),
+    # staging
+    ArgDef("s3Endpoint", "s3_endpoint", STR, None, "S3 endpoint URL (default: AWS_ENDPOINT_URL or "
+           "S3_ENDPOINT_URL); credentials come from the standard AWS chain", "staging", metavar="URL"),
+    ArgDef("s3PathStyle", "s3_path_style", BOOL, False, "path-style S3 addressing (most on-site "
+           "stores such as Ceph RGW need it)", "staging"),
+    ArgDef("accessMode", "access_mode", STR, "copy", "copy: stage inputs to the job directory; "
+           "direct: read HDF5 straight from S3 with ranged reads", "staging",
+           choices=("copy", "direct")),
+    ArgDef("stagingThreads", "staging_threads", INT, 4, "files transferred in parallel", "staging",
+           minimum=1, maximum=64),
+    # control
+    ArgDef("timeLimit", "time_limit", FLOAT, None, "stop with exit 67 after this many seconds of "
+           "work (set it below the queue's walltime)", "control", minimum=1.0),
+    ArgDef("dryRun", "dry_run", BOOL, False, "print the resolved job and plan, then exit 0 without "
+           "staging or running", "control"),
+    ArgDef("debug", "debug", BOOL, False, "verbose log and tracebacks for expected failures",
+           "control"),
+    ArgDef("argJSON", "arg_json", STR, None, "a JSON file of {argName: value}; the command line "
+           "wins over it", "control", metavar="FILE"),
+    ArgDef("help", "help", BOOL, False, "print this help and exit", "control"),
+)
+
+BY_NAME = {a.name: a for a in ARGS}
+
+# Arguments each mode cannot do without; an alternative set is given as a tuple of names.
+REQUIRED = {
+    "train": ("inputEventsFile", "outputModelFile"),
+    "infer": ("inputEventsFile", "modelFile", "outputPredFile"),
+    "evaluate": ("inputEventsFile", "modelFile", ("outputMetricsFile", "outputPredFile")),
+}

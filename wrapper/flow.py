@@ -1,0 +1,151 @@
+"""One job's steps in order: stage inputs, detect the platform, choose a build, run, publish.
+
+Each step is recorded in the report with its timing; each module it calls is testable alone.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+from wrapper.errors import OutputFileError
+from wrapper.outputs import OutputPlan
+from wrapper.progress import ProgressPrinter, log
+from wrapper.report import JobReport
+from wrapper.run import (RunContext, as_sources, entries_by_output, run_payload, stop_reason_for)
+from wrapper.spec import JobSpec
+
+
+def staging_options(spec: JobSpec, workdir: Path):
+    """StagingOptions for this job."""
+    from wrapper.staging import StagingOptions
+
+    return StagingOptions(workdir=workdir, s3_endpoint=spec.s3_endpoint,
+                          s3_path_style=spec.s3_path_style, access_mode=spec.access_mode,
+                          threads=spec.staging_threads, output_prefix=spec.output_prefix)
+
+
+def choose_build(spec: JobSpec, workdir: Path, probe_framework: bool = True):
+    """Detect the platform, read the manifest (or derive one from --modelFile) and select a build."""
+    from wrapper import builds
+    from wrapper.platform import detect_platform
+
+    platform = detect_platform(probe_framework=probe_framework)
+    if spec.build_manifest:
+        from wrapper.staging import resolve_one
+
+        staged = resolve_one(spec.build_manifest, staging_options(spec, workdir))
+        manifest = builds.load_manifest(staged.local_path)
+    else:
+        manifest = builds.default_manifest(spec.model_file, spec.model_config, spec.batch_size or 4)
+    device = spec.device
+    selection = builds.select_build(platform, manifest, build_name=spec.build, device=device,
+                                    require_gpu=spec.require_gpu)
+    return platform, manifest, selection
+
+
+def show_platform(spec: JobSpec, report: JobReport) -> None:
+    """`--showPlatform`: print what this node is and which build a job would get."""
+    from wrapper.platform import format_platform
+
+    platform, _, selection = choose_build(spec, report.workdir)
+    report.section("platform", platform.to_report())
+    report.section("build", selection.to_report())
+    print(format_platform(platform, selection), flush=True)
+
+
+def dry_run(spec: JobSpec, report: JobReport, outputs: OutputPlan) -> None:
+    """`--dryRun`: print the resolved job and the plan; touch nothing, import no framework."""
+    plan = {
+        "mode": spec.mode,
+        "inputs": [{"uri": uri, "source": _source_kind(uri, report.workdir)} for uri in spec.input_events],
+        "model": spec.model_file,
+        "outputs": {name: str(report.workdir / lfn) for name, lfn in outputs.lfns.items()},
+        "uploadTo": spec.output_prefix,
+        "arguments": spec.explicit(),
+    }
+    report.section("plan", plan)
+    print(json.dumps(plan, indent=1, default=str), flush=True)
+    log("dry run: nothing staged, nothing run")
+
+
+def _source_kind(uri: str, workdir: Path) -> str:
+    if "://" in uri:
+        return uri.split("://", 1)[0]
+    if (workdir / Path(uri).name).exists() and "/" not in uri:
+        return "staged"
+    return "local"
+
+
+def _checkpoint_dir(spec: JobSpec, workdir: Path) -> Path:
+    if spec.checkpoint_prefix and "://" not in spec.checkpoint_prefix:
+        return Path(spec.checkpoint_prefix)
+    return workdir / "checkpoints"
+
+
+def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop,
+            printer: ProgressPrinter, deadline: Optional[float]) -> None:
+    """Stage, choose, run and publish one job, recording each step in the report."""
+    from wrapper.requirements_check import check_requirements
+    from wrapper.staging import publish_outputs, report_entry, resolve_one, stage_inputs
+
+    check_requirements(spec.mode)
+    options = staging_options(spec, report.workdir)
+
+    step = report.step("stage-in")
+    printer.stage(f"staging {len(spec.input_events)} input(s)")
+    staged = stage_inputs(spec.input_events, options)
+    report.section("staging", [report_entry(s) for s in staged])
+    step.finish(True)
+
+    step = report.step("platform")
+    platform, manifest, selection = choose_build(spec, report.workdir)
+    report.section("platform", platform.to_report())
+    report.section("build", selection.to_report())
+    log(f"build {selection.build.name} on {selection.device} "
+        f"({selection.build.precision}, batch {selection.build.batch_size})")
+    model = None
+    weights = selection.build.weights_uri if spec.build_manifest else spec.model_file
+    if weights:
+        model = resolve_one(weights, options).local_path
+    step.finish(True)
+
+    step = report.step("payload")
+    reason = stop_reason_for(lambda: stop.signum, deadline, spec.time_limit)
+    ctx = RunContext(
+        inputs=as_sources(staged), model=model, build_name=selection.build.name,
+        precision=selection.build.precision if spec.precision == "auto" else spec.precision,
+        batch_size=spec.batch_size or selection.build.batch_size,
+        checkpoint_dir=_checkpoint_dir(spec, report.workdir), progress=printer,
+        should_stop=lambda: stop.requested() or (deadline is not None and time.monotonic() >= deadline))
+    printer.stage(f"{spec.mode}: {len(staged)} file(s), build {selection.build.name}")
+    result = run_payload(spec, ctx, outputs, reason)
+    report.processed_events = result.processed_events
+    counts = {Path(str(fc.path)).name: fc.events for fc in result.inputs}
+    for s in staged:
+        entry = report_entry(s)
+        entry["nentries"] = counts.get(Path(entry.get("name", "")).name)
+        report.add_input(entry)
+    if result.metrics:
+        report.section("metrics", dict(result.metrics))
+    if result.resumed_from_epoch is not None:
+        report.section("resume", {"resumedFromEpoch": result.resumed_from_epoch})
+    step.finish(True)
+
+    step = report.step("stage-out")
+    entries = entries_by_output(result, outputs)
+    committed = [outputs.commit(name, entries.get(name, 0)) for name in list(outputs.pending())]
+    missing = set(outputs.lfns) - {c.arg_name for c in committed}
+    if missing:
+        raise OutputFileError(f"the payload wrote no {', '.join(sorted(missing))}", cause="missing")
+    urls = {}
+    if spec.output_prefix:
+        urls = {p.path.name: p.url for p in publish_outputs([c.path for c in committed], options)}
+    for c in committed:
+        entry = c.to_report()
+        if c.path.name in urls:
+            entry["url"] = urls[c.path.name]
+        report.add_output(c.arg_name, entry)
+        log(f"output {c.path.name}: {c.file_size} bytes, {c.nentries} entries, ad:{c.adler32}")
+    step.finish(True)

@@ -1,0 +1,197 @@
+"""The job's reports (DESIGN §3): jobReport.json always, payload_error_report.json on failure.
+
+Both are written atomically (temporary name, fsync, rename) so the pilot never reads half a report,
+and exactly once: whichever of the main flow or the signal watchdog finishes first writes them.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform as _platform
+import resource
+import shlex
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from wrapper import exitcodes as ec
+from wrapper.errors import TrfError
+from wrapper.redact import redact
+
+REPORT_VERSION = "1.0.0"
+JOB_REPORT = "jobReport.json"
+ERROR_REPORT = "payload_error_report.json"
+EXIT_MSG_LIMIT = 256
+
+
+@dataclass
+class Step:
+    """One executor step (stage-in, platform, payload, stage-out) with its timing."""
+
+    name: str
+    started: float = field(default_factory=time.time)
+    cpu_started: float = field(default_factory=time.process_time)
+    ended: Optional[float] = None
+    cpu_time: float = 0.0
+    status_ok: Optional[bool] = None
+    error: str = ""
+
+    def finish(self, ok: bool, error: str = "") -> None:
+        self.ended = time.time()
+        self.cpu_time = time.process_time() - self.cpu_started
+        self.status_ok, self.error = ok, error
+
+    def to_report(self) -> dict:
+        end = self.ended if self.ended is not None else time.time()
+        return {"name": self.name, "statusOK": bool(self.status_ok), "errMsg": self.error,
+                "wallTime": round(end - self.started, 3), "cpuTime": round(self.cpu_time, 3),
+                "started": _iso(self.started), "ended": _iso(end)}
+
+
+def _iso(t: float) -> str:
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def peak_rss_kib() -> dict[str, int]:
+    """Peak resident memory of this process and of its waited-for children, in KiB."""
+    return {"maxRSS": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "maxRSSChildren": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value):
+        return _plain(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+class JobReport:
+    """Accumulates what the job did; `write()` produces the reports and returns the exit code."""
+
+    def __init__(self, argv: Sequence[str], workdir: Path):
+        self.workdir = Path(workdir)
+        self.cmdline = redact(" ".join(shlex.quote(a) for a in argv))
+        self.created = time.time()
+        self.exit_code = ec.OK
+        self.exit_msg = "OK"
+        self.exit_extra = ""
+        self.error_cause = ""
+        self.inputs: list[dict] = []
+        self.outputs: list[dict] = []
+        self.steps: list[Step] = []
+        self.sections: dict[str, Any] = {}
+        self.processed_events = 0
+        self._lock = threading.RLock()
+        self._written = False
+
+    @classmethod
+    def begin(cls, argv: Sequence[str], workdir: Path | None = None) -> "JobReport":
+        return cls(argv, Path.cwd() if workdir is None else workdir)
+
+    @property
+    def written(self) -> bool:
+        return self._written
+
+    def step(self, name: str) -> Step:
+        """Start a named executor step; finish it with Step.finish."""
+        with self._lock:
+            step = Step(name)
+            self.steps.append(step)
+            return step
+
+    def section(self, name: str, content: Any) -> None:
+        """Attach a named section (platform, build, staging, spec, …) to the report."""
+        with self._lock:
+            self.sections[name] = _plain(content)
+
+    def add_input(self, entry: dict) -> None:
+        with self._lock:
+            self.inputs.append(_plain(entry))
+
+    def add_output(self, arg_name: str, entry: dict) -> None:
+        with self._lock:
+            self.outputs.append({"argName": arg_name, "type": arg_name.removeprefix("output")
+                                 .removesuffix("File").upper(), "subFiles": [_plain(entry)]})
+
+    def fail(self, err: TrfError, *, cause: str = "") -> None:
+        """Record the failure `err` (the first failure recorded wins)."""
+        with self._lock:
+            if self.exit_code != ec.OK:
+                return
+            self.exit_code = ec.safe(err.exit_code)
+            message = redact(err.message)
+            self.exit_msg = message[:EXIT_MSG_LIMIT]
+            self.exit_extra = redact(err.extra) or (message[EXIT_MSG_LIMIT:] if len(message) > EXIT_MSG_LIMIT else "")
+            self.error_cause = cause or getattr(err, "cause", "")
+            for step in self.steps:
+                if step.status_ok is None:
+                    step.finish(False, self.exit_msg)
+
+    def to_dict(self) -> dict:
+        with self._lock:
+            now = time.time()
+            cpu = resource.getrusage(resource.RUSAGE_SELF)
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_total = cpu.ru_utime + cpu.ru_stime + children.ru_utime + children.ru_stime
+            report = {
+                "reportVersion": REPORT_VERSION,
+                "cmdLine": self.cmdline,
+                "created": _iso(self.created),
+                "exitCode": self.exit_code,
+                "exitAcronym": ec.acronym(self.exit_code),
+                "exitMsg": self.exit_msg,
+                "exitMsgExtra": self.exit_extra,
+                "files": {"input": [{"type": "EVENTS", "subFiles": self.inputs}] if self.inputs else [],
+                          "output": self.outputs},
+                "executor": [s.to_report() for s in self.steps],
+                "resource": {
+                    "transform": {"processedEvents": self.processed_events,
+                                  "cpuTimeTotal": round(cpu_total, 3),
+                                  "wallTime": round(now - self.created, 3)},
+                    "machine": {"node": socket.gethostname(), "platform": _platform.platform(),
+                                "architecture": _platform.machine(), "cores": os.cpu_count(),
+                                "python": _platform.python_version()},
+                    "executor": {s.name: {"wallTime": s.to_report()["wallTime"],
+                                          "cpuTime": round(s.cpu_time, 3)} for s in self.steps},
+                    "memory": {"Max": peak_rss_kib()},
+                },
+            }
+            if self.error_cause:
+                report["errorCause"] = self.error_cause
+            report.update(self.sections)
+            return report
+
+    def write(self) -> int:
+        """Write jobReport.json (and payload_error_report.json on failure) once; return the exit code."""
+        with self._lock:
+            if self._written:
+                return self.exit_code
+            _atomic_json(self.workdir / JOB_REPORT, self.to_dict())
+            if self.exit_code != ec.OK:
+                diag = self.exit_msg if not self.error_cause else f"{self.exit_msg}"
+                _atomic_json(self.workdir / ERROR_REPORT,
+                             {"error_code": self.exit_code, "error_diag": diag})
+            self._written = True
+            return self.exit_code
+
+
+def _atomic_json(path: Path, content: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(content, handle, indent=1, default=str)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,97 @@
+"""Stopping on SIGTERM, SIGINT and SIGUSR1 within the pilot's 10 s grace.
+
+The pilot sends SIGTERM to the process group and SIGKILL 10 s later. A Python signal handler only
+runs when the main thread returns to Python, which a long framework call can delay for seconds, so
+the C-level handler also wakes a watcher thread (through `signal.set_wakeup_fd`). The main thread
+gets `Interrupted` raised and normally unwinds and reports; if it has not within `grace` seconds, the
+watcher writes the report itself, removes partial outputs and exits with 128+N.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+from typing import Callable, Iterator, Optional
+
+from wrapper import exitcodes as ec
+
+HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+
+class Interrupted(BaseException):
+    """Raised in the main thread when a stop signal arrives. A BaseException, so that no library's
+    `except Exception` swallows it on the way up."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StopState:
+    """What the running job polls: has a stop been requested, and why."""
+
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+        self.event = threading.Event()
+        self.shielded = False
+
+    def shield(self) -> None:
+        """From now on only record signals: the work is done and the reports are being written."""
+        self.shielded = True
+
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+
+@contextlib.contextmanager
+def stop_guard(on_abandon: Callable[[int], None], grace: float = 1.5) -> Iterator[StopState]:
+    """Install the handlers for the body of the `with`. `on_abandon(signum)` is called from the
+    watcher thread when the main thread has not unwound within `grace` seconds; it must write the
+    reports, after which the process exits with 128+N."""
+    state = StopState()
+    finished = threading.Event()
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous = {s: signal.getsignal(s) for s in HANDLED}
+
+    def handler(signum, _frame):
+        first = state.signum is None
+        state.signum = state.signum or signum
+        state.event.set()
+        if first and not state.shielded:
+            raise Interrupted(signum)
+
+    def watch() -> None:
+        while True:
+            data = reader.recv(16)
+            if not data or finished.is_set():
+                return
+            signums = [s for s in data if s in HANDLED]
+            if not signums:
+                continue
+            state.signum = state.signum or signums[0]
+            state.event.set()
+            if not finished.wait(grace):
+                on_abandon(state.signum)
+                sys.stdout.flush()
+                os._exit(ec.for_signal(state.signum))
+            return
+
+    old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    for signum in HANDLED:
+        signal.signal(signum, handler)
+    watcher = threading.Thread(target=watch, name="stop-watcher", daemon=True)
+    watcher.start()
+    try:
+        yield state
+    finally:
+        finished.set()
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+        signal.set_wakeup_fd(old_fd)
+        writer.close()
+        watcher.join(timeout=grace + 1)
+        reader.close()
