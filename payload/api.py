@@ -87,18 +87,49 @@ class StepResult:
     history: Mapping[str, tuple] = field(default_factory=dict)
 
 
-# The functions below are the whole API. Their bodies live in payload.training / payload.inference;
-# they are re-exported here so wrappers import one module.
-#
-# train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
-#       init_model: Path | None = None, output_metrics: Path | None = None,
-#       output_plot: Path | None = None, provenance: Provenance = Provenance(),
-#       progress: ProgressFn | None = None, should_stop: StopFn | None = None,
-#       on_checkpoint: Callable[[Path], None] | None = None) -> StepResult
-# infer(inputs, model: Path, output_pred: Path, config: InferConfig, *, provenance, progress,
-#       should_stop) -> StepResult
-# evaluate(inputs, model: Path, config: InferConfig, *, output_metrics: Path | None,
-#          output_pred: Path | None, output_plot: Path | None, provenance, progress,
-#          should_stop) -> StepResult
-# inspect_inputs(inputs: Sequence[Path], *, require_labels: bool) -> tuple[FileCount, ...]
-#     cheap schema check with h5py only (no framework import), raising EventFileError
+# The functions below are the whole API. Their bodies live in payload.training, payload.inference
+# and payload.events; these thin wrappers import them on first call, so importing this module
+# never imports a framework.
+
+
+def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
+          init_model: Optional[Path] = None, output_metrics: Optional[Path] = None,
+          output_plot: Optional[Path] = None, provenance: Provenance = Provenance(),
+          progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None,
+          on_checkpoint: Optional[Callable[[Path], None]] = None) -> StepResult:
+    """Train the network on labelled event files; see payload.training.train."""
+    from payload import training
+
+    return training.train(inputs, output_model, config, init_model=init_model,
+                          output_metrics=output_metrics, output_plot=output_plot, provenance=provenance,
+                          progress=progress, should_stop=should_stop, on_checkpoint=on_checkpoint)
+
+
+def infer(inputs: Sequence[Path], model: Path, output_pred: Path, config: InferConfig, *,
+          provenance: Provenance = Provenance(), progress: Optional[ProgressFn] = None,
+          should_stop: Optional[StopFn] = None) -> StepResult:
+    """Write per-pixel predictions for event files; see payload.inference.infer."""
+    from payload import inference
+
+    return inference.infer(inputs, model, output_pred, config, provenance=provenance,
+                           progress=progress, should_stop=should_stop)
+
+
+def evaluate(inputs: Sequence[Path], model: Path, config: InferConfig, *,
+             output_metrics: Optional[Path] = None, output_pred: Optional[Path] = None,
+             output_plot: Optional[Path] = None, provenance: Provenance = Provenance(),
+             progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> StepResult:
+    """Measure the network against truth labels; see payload.inference.evaluate."""
+    from payload import inference
+
+    return inference.evaluate(inputs, model, config, output_metrics=output_metrics,
+                              output_pred=output_pred, output_plot=output_plot, provenance=provenance,
+                              progress=progress, should_stop=should_stop)
+
+
+def inspect_inputs(inputs: Sequence[Path], *, require_labels: bool) -> tuple:
+    """Cheap schema check with h5py only (no framework import): a FileCount per input file.
+    Raises EventFileError naming the file and the problem."""
+    from payload import events
+
+    return events.inspect_inputs(inputs, require_labels=require_labels)

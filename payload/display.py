@@ -11,7 +11,7 @@ from payload.events import CLASS_NAMES, IMAGE_SHAPE, read_event, read_prediction
 
 N_WIRES, N_TICKS = 1440, 6000
 CLASS_COLOURS = ("#f2f2f2", "#d62728", "#1f77b4")   # background, beam, cosmic
-CHARGE_FLOOR = 1e-3                                  # lowest normalised charge on the log scale
+CHARGE_FLOOR = 3e-3                                  # lowest normalised charge on the log scale
 
 Arrays = Tuple[np.ndarray, Optional[np.ndarray]]
 
@@ -37,10 +37,9 @@ def _predicted_classes(predictions, event_id: int) -> np.ndarray:
     return read_predictions(predictions, event_id=event_id).classes[0]
 
 
-def _class_panel(ax, classes, title, cmap, norm, extent):
-    ax.imshow(classes, cmap=cmap, norm=norm, origin="lower", extent=extent, aspect="auto",
-              interpolation="nearest")
-    ax.set_title(title)
+def _iou(predicted: np.ndarray, truth: np.ndarray, label: int) -> float:
+    union = np.sum((predicted == label) | (truth == label))
+    return float(np.sum((predicted == label) & (truth == label)) / union) if union else 1.0
 
 
 def event_display(path_or_arrays: Union[str, os.PathLike, Arrays], event_index: int, out_png,
@@ -57,48 +56,46 @@ def event_display(path_or_arrays: Union[str, os.PathLike, Arrays], event_index: 
     from matplotlib.patches import Patch
 
     event_id, image, labels, title = _event(path_or_arrays, event_index)
-    panels = [("charge", None)]
+    panels = []
     if labels is not None:
         panels.append(("truth", labels))
     if predictions is not None:
-        panels.append(("prediction", _predicted_classes(predictions, event_id)))
+        predicted = _predicted_classes(predictions, event_id)
+        scores = "" if labels is None else ", ".join(
+            f"{CLASS_NAMES[k]} IoU {_iou(predicted, labels, k):.3f}" for k in (1, 2))
+        panels.append((f"prediction ({scores})" if scores else "prediction", predicted))
 
-    fig = Figure(figsize=(5.2 * len(panels), 5.4), layout="constrained")
+    fig = Figure(figsize=(5.0 * (1 + len(panels)), 6.0), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(panels), sharex=True, sharey=True, squeeze=False)[0]
+    axes = fig.subplots(1, 1 + len(panels), sharex=True, sharey=True, squeeze=False)[0]
     extent = (0, N_WIRES, 0, N_TICKS)
+    style = {"origin": "lower", "extent": extent, "aspect": "auto", "interpolation": "nearest"}
+
+    charge = axes[0].imshow(np.ma.masked_less_equal(image, 0), cmap=_charge_cmap(),
+                            norm=LogNorm(CHARGE_FLOOR, 1.0), **style)
+    axes[0].set_title("charge (normalised)")
+    fig.colorbar(charge, ax=axes[0], location="bottom", shrink=0.8, aspect=30,
+                 label="hit charge / event maximum")
+
     cmap = ListedColormap(CLASS_COLOURS)
     norm = BoundaryNorm(np.arange(len(CLASS_NAMES) + 1) - 0.5, cmap.N)
-
-    charge_cmap = _charge_cmap()
-    shown = np.ma.masked_less_equal(image, 0)
-    im = axes[0].imshow(shown, cmap=charge_cmap, norm=LogNorm(CHARGE_FLOOR, 1.0), origin="lower",
-                        extent=extent, aspect="auto", interpolation="nearest")
-    axes[0].set_title("charge (normalised)")
-    fig.colorbar(im, ax=axes[0], shrink=0.8, label="hit charge / event maximum")
-
-    for ax, (kind, classes) in zip(axes[1:], panels[1:]):
-        _class_panel(ax, classes, kind, cmap, norm, extent)
-        if kind == "prediction" and labels is not None:
-            ax.set_title(f"prediction (pixel accuracy {np.mean(classes == labels):.3f})")
+    for ax, (panel_title, classes) in zip(axes[1:], panels):
+        ax.imshow(classes, cmap=cmap, norm=norm, **style)
+        ax.set_title(panel_title)
+    if panels:
+        handles = [Patch(facecolor=c, edgecolor="0.5", label=n) for c, n in zip(CLASS_COLOURS, CLASS_NAMES)]
+        axes[-1].legend(handles=handles, loc="upper right", framealpha=0.9, fontsize="small")
 
     for ax in axes:
         ax.set_xlabel("wire")
-        ax.set_facecolor(CLASS_COLOURS[0])
     axes[0].set_ylabel("tick")
-    if len(panels) > 1:
-        handles = [Patch(color=c, label=n) for c, n in zip(CLASS_COLOURS, CLASS_NAMES)]
-        handles[0] = Patch(facecolor=CLASS_COLOURS[0], edgecolor="0.5", label=CLASS_NAMES[0])
-        axes[-1].legend(handles=handles, loc="upper right", framealpha=0.9, fontsize="small")
     fig.suptitle(f"ProtoDUNE-SP collection plane: {title}")
     out_png = Path(out_png)
-    fig.savefig(out_png, dpi=100)
+    fig.savefig(out_png, dpi=110)
     return out_png
 
 
 def _charge_cmap():
     from matplotlib import colormaps
 
-    cmap = colormaps["inferno_r"].copy()
-    cmap.set_bad("white")
-    return cmap
+    return colormaps["turbo"].with_extremes(bad="white")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,11 +48,13 @@ BASE_ATTRS = {
     "format_version": FORMAT_VERSION,
 }
 
-# One chunk per event so a batch reads exactly its events. LZF decodes several times faster than
-# gzip at a similar ratio on these mostly-empty images (scripts/bench_events.py measures both).
-COMPRESSION = {"compression": "lzf", "shuffle": True}
+# One chunk per event so a batch reads exactly its events. Deflate level 1 without shuffle: every
+# HDF5 build reads it, and on these mostly-empty images it is both smaller and faster to decode
+# than LZF or any shuffled variant (scripts/bench_events.py measures them).
+COMPRESSION = {"compression": "gzip", "compression_opts": 1}
 
 PREFETCH_THREAD_NAME = "dune-events-prefetch"
+WRITER_THREAD_NAME = "dune-events-writer"
 
 Source = Union[str, os.PathLike, BinaryIO]
 
@@ -94,13 +97,22 @@ def _as_sources(sources) -> list:
 # Opening and schema
 
 
+def _from_hdf5(err: BaseException) -> bool:
+    """Whether h5py raised `err` for the file's content: it reports HDF5 failures as plain OSError
+    (or ValueError/RuntimeError). Anything else was raised by a file object, such as a network
+    reader's timeout, and is passed on unchanged for the caller to classify."""
+    return type(err) is OSError or isinstance(err, (ValueError, RuntimeError))
+
+
 def _open_error(name: str, err: Exception) -> EventFileError:
     text = str(err)
+    sizes = re.search(r"\beof = (\d+).*stored_eof = (\d+)", text)
     if "signature not found" in text:
         why = ("is not an HDF5 file; an event file is HDF5 (DESIGN §6): convert CSV with "
                "`dune-events convert-csv`, or check that the right file was staged")
-    elif "truncated file" in text:
-        why = f"is truncated ({text.split('(', 1)[-1].rstrip(')')}); the transfer was cut short, fetch it again"
+    elif "truncated file" in text and sizes:
+        why = (f"is truncated: {sizes.group(1)} of its {sizes.group(2)} bytes are there; the "
+               "transfer was cut short, fetch it again")
     else:
         why = f"cannot be read as HDF5 ({text}); the file is corrupt, fetch it again"
     return EventFileError(f"{name}: {why}", path=name)
@@ -109,7 +121,8 @@ def _open_error(name: str, err: Exception) -> EventFileError:
 def _file_object_size(obj) -> int:
     here = obj.tell()
     try:
-        return obj.seek(0, os.SEEK_END)
+        obj.seek(0, os.SEEK_END)
+        return obj.tell()
     finally:
         obj.seek(here)
 
@@ -137,6 +150,8 @@ def _open(source: Source) -> Iterator[h5py.File]:
     except PermissionError:
         raise EventFileError(f"{name}: permission denied", path=name) from None
     except (OSError, ValueError) as err:
+        if not _from_hdf5(err):
+            raise
         raise _open_error(name, err) from None
     try:
         yield handle
@@ -183,6 +198,8 @@ def _check_schema(f: h5py.File, name: str, with_labels: bool) -> int:
             try:
                 ds[index]
             except (OSError, ValueError, RuntimeError) as err:
+                if not _from_hdf5(err):
+                    raise
                 raise EventFileError(f"{name}: {ds.name} event {index} is unreadable ({err}); the "
                                      "file is corrupt, fetch it again", path=name, event=index) from None
     return n
@@ -239,13 +256,12 @@ def _validate(name: str, first: int, event_id, images, labels) -> None:
         raise EventFileError(f"{name}: event {first + k} (event_id {event_id[k]}): image holds NaN "
                              "or infinite values; the file was written wrongly, regenerate it",
                              path=name, event=first + k)
-    if labels is not None:
+    if labels is not None and (labels.max() >= N_CLASSES or labels.min() < 0):
         bad = ((labels < 0) | (labels >= N_CLASSES)).reshape(len(labels), -1).any(axis=1)
-        if bad.any():
-            k = int(np.argmax(bad))
-            raise EventFileError(f"{name}: event {first + k} (event_id {event_id[k]}): labels hold "
-                                 f"values outside 0..{N_CLASSES - 1}; this is not a DUNE label file",
-                                 path=name, event=first + k)
+        k = int(np.argmax(bad))
+        raise EventFileError(f"{name}: event {first + k} (event_id {event_id[k]}): labels hold "
+                             f"values outside 0..{N_CLASSES - 1}; this is not a DUNE label file",
+                             path=name, event=first + k)
 
 
 def _read_slice(name: str, ds: h5py.Dataset, first: int, stop: int, out: np.ndarray) -> np.ndarray:
@@ -255,6 +271,8 @@ def _read_slice(name: str, ds: h5py.Dataset, first: int, stop: int, out: np.ndar
         else:
             return ds[first:stop]
     except (OSError, ValueError, RuntimeError) as err:
+        if not _from_hdf5(err):
+            raise
         raise EventFileError(f"{name}: {ds.name} events {first}..{stop - 1} are unreadable ({err}); "
                              "the file is corrupt, fetch it again", path=name, event=first) from None
     return out
@@ -374,7 +392,7 @@ def read_event(source: Source, index: int) -> Tuple[int, np.ndarray, Optional[np
         n = _check_schema(f, name, with_labels)
     if not 0 <= index < n:
         raise EventFileError(f"{name}: has {n} events, no event {index}", path=name, event=index)
-    batch = next(iter(_read_batches([source], [(0, index, index + 1)], 1, with_labels, True)))
+    (batch,) = _read_batches([source], [(0, index, index + 1)], 1, with_labels, True)
     labels = None if batch.labels is None else batch.labels[0]
     return int(batch.event_id[0]), batch.images[0, ..., 0], labels
 
@@ -444,6 +462,14 @@ def _as_event_ids(event_ids, n: int, first: int) -> np.ndarray:
     return event_ids.astype(np.int64, copy=False)
 
 
+def _os_error(path, doing: str, err: Exception) -> OSError:
+    """A one-line OSError for a failed create/write/close that keeps the errno (ENOSPC, EFBIG...)."""
+    errno = getattr(err, "errno", None)
+    error = OSError(f"{path}: {doing} failed ({os.strerror(errno) if errno else err})")
+    error.errno = errno
+    return error
+
+
 class _OutputFile:
     """An HDF5 output that exists only when complete: removed if its context exits with an error."""
 
@@ -452,8 +478,20 @@ class _OutputFile:
         self._file: Optional[h5py.File] = None
 
     def _create(self) -> h5py.File:
-        self._file = h5py.File(self.path, "w")
+        try:
+            # No chunk cache: every chunk is written whole anyway, and without one a failed
+            # write (disk full) raises in the write call instead of later in a destructor, where
+            # h5py can only print it, and closing the file afterwards cannot crash the process.
+            self._file = h5py.File(self.path, "w", rdcc_nbytes=0)
+        except OSError as err:
+            raise _os_error(self.path, "creating the file", err) from None
         return self._file
+
+    def _write(self, key: str, first: int, end: int, data: np.ndarray) -> None:
+        try:
+            self._file[key][first:end] = data
+        except OSError as err:
+            raise _os_error(self.path, "writing", err) from None
 
     def _finish(self) -> None:
         """Checks before the file counts as complete; raise to have it removed."""
@@ -468,14 +506,20 @@ class _OutputFile:
             return False
         try:
             self._finish()
+            try:
+                self._file.close()
+            except (OSError, RuntimeError) as err:
+                raise _os_error(self.path, "completing the file", err) from None
         except BaseException:
             self._discard()
             raise
-        self._file.close()
         return False
 
     def _discard(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except (OSError, RuntimeError):
+            pass  # the file is being thrown away because of the error already being raised
         self.path.unlink(missing_ok=True)
 
 
@@ -514,9 +558,8 @@ class EventWriter(_OutputFile):
             arrays["labels"] = _as_labels(labels, n)
         end = self.n_events + n
         for key, data in arrays.items():
-            ds = self._file[key]
-            ds.resize(end, axis=0)
-            ds[self.n_events:end] = data
+            self._file[key].resize(end, axis=0)
+            self._write(key, self.n_events, end, data)
         self.n_events = end
 
 
@@ -528,14 +571,19 @@ def write_events(path, images, labels=None, event_ids=None, *,
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
+    # Channel by channel: reductions over a trailing axis of 3 are several times slower in numpy.
+    channels = [logits[..., k] for k in range(N_CLASSES)]
+    peak = np.maximum.reduce(channels)
+    e = np.exp(logits - peak[..., None])
+    e /= sum(e[..., k] for k in range(N_CLASSES))[..., None]
+    return e
 
 
 def _looks_like_probabilities(values: np.ndarray) -> bool:
-    return bool(values.min() >= 0 and values.max() <= 1
-                and np.allclose(values.sum(axis=-1), 1.0, atol=2e-3))
+    # A sample of pixels decides; float16 softmax outputs sum to 1 only within about 1e-3.
+    sample = values[:, ::7, ::7]
+    return bool(sample.min() >= 0 and sample.max() <= 1
+                and np.allclose(sample.sum(axis=-1), 1.0, rtol=0, atol=1e-2))
 
 
 class PredictionWriter(_OutputFile):
@@ -546,12 +594,16 @@ class PredictionWriter(_OutputFile):
     (model_version, build, code_version, inputs, ...); `created` and the format are added.
     The file is written at `path` only (callers rename it when the job succeeds). On an exception
     inside the context, or when fewer than `n_events` events were written, the file is removed.
+
+    With `background` (the default) a thread converts and stores each batch while the caller
+    computes the next; at most two batches wait. A failure there (a full disk) is raised by the
+    next `write` or when the context closes.
     """
 
     FORMATS = ("scores", "classes")
 
     def __init__(self, path, *, n_events: int, output_format: str = "scores",
-                 attrs: Optional[Mapping[str, Any]] = None):
+                 attrs: Optional[Mapping[str, Any]] = None, background: bool = True):
         if output_format not in self.FORMATS:
             raise ValueError(f"output_format must be one of {self.FORMATS}, got {output_format!r}")
         if n_events < 1:
@@ -561,12 +613,19 @@ class PredictionWriter(_OutputFile):
         self.output_format = output_format
         self.attrs = dict(attrs or {})
         self.written = 0
+        self._background = background
+        self._jobs: queue.Queue = queue.Queue(maxsize=2)
+        self._thread: Optional[threading.Thread] = None
+        self._failure: Optional[BaseException] = None
+        self._abandon = False
 
     def _create(self) -> h5py.File:
         f = super()._create()
         if self.output_format == "scores":
+            # Float16 probabilities hardly compress (< 15 %) and deflate would cost 20-50 times
+            # the write time (scripts/bench_events.py), so scores are stored plain.
             f.create_dataset("scores", shape=(self.n_events, *IMAGE_SHAPE, N_CLASSES), dtype=np.float16,
-                             chunks=(1, *IMAGE_SHAPE, N_CLASSES), **COMPRESSION)
+                             chunks=(1, *IMAGE_SHAPE, N_CLASSES))
         else:
             f.create_dataset("classes", shape=(self.n_events, *IMAGE_SHAPE), dtype=np.uint8,
                              chunks=(1, *IMAGE_SHAPE), **COMPRESSION)
@@ -574,15 +633,19 @@ class PredictionWriter(_OutputFile):
         _set_attrs(f, {**self.attrs, "output_format": self.output_format, "classes": CLASS_NAMES,
                        "format_version": FORMAT_VERSION,
                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        if self._background:
+            self._thread = threading.Thread(target=self._work, name=WRITER_THREAD_NAME, daemon=True)
+            self._thread.start()
         return f
 
     def write(self, event_ids, outputs, *, from_logits: Optional[bool] = None) -> None:
         """Append the network outputs [B, 320, 320, 3] of events `event_ids` [B].
 
-        `from_logits`: True for logits (softmaxed here), False for probabilities; None decides by
-        the values (probabilities when all lie in 0..1 and each pixel's three sum to 1).
+        `from_logits`: True for logits (softmaxed here), False for probabilities (fastest: apply
+        the softmax on the device); None decides by the values (probabilities when they lie in
+        0..1 and each pixel's three sum to 1). `outputs` is copied, the caller may reuse it.
         """
-        outputs = np.asarray(outputs, dtype=np.float32)
+        outputs = np.array(outputs, dtype=np.float32)
         b = len(outputs)
         if outputs.shape != (b, *IMAGE_SHAPE, N_CLASSES):
             raise ValueError(f"outputs must be [B, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}, {N_CLASSES}], "
@@ -591,19 +654,52 @@ class PredictionWriter(_OutputFile):
         end = self.written + b
         if end > self.n_events:
             raise ValueError(f"{self.path}: {end} events written, more than the {self.n_events} announced")
+        if self._failure is not None:
+            raise self._failure
+        job = (self.written, end, event_ids, outputs, from_logits)
+        self.written = end
+        if self._thread is not None:
+            self._jobs.put(job)
+        else:
+            self._store(*job)
+
+    def _store(self, first: int, end: int, event_ids, outputs, from_logits) -> None:
         if self.output_format == "scores":
             if from_logits is None:
                 from_logits = not _looks_like_probabilities(outputs)
-            self._file["scores"][self.written:end] = _softmax(outputs) if from_logits else outputs
+            scores = _softmax(outputs) if from_logits else outputs
+            # Convert here: HDF5's own float32 -> float16 conversion turns 0.99992 into 0.5.
+            self._write("scores", first, end, scores.astype(np.float16))
         else:
-            self._file["classes"][self.written:end] = outputs.argmax(axis=-1).astype(np.uint8)
-        self._file["event_id"][self.written:end] = event_ids
-        self.written = end
+            self._write("classes", first, end, outputs.argmax(axis=-1).astype(np.uint8))
+        self._write("event_id", first, end, event_ids)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self._failure is None and not self._abandon:
+                try:
+                    self._store(*job)
+                except BaseException as err:  # raised in the caller's thread by write/close
+                    self._failure = err
+
+    def _stop_worker(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
 
     def _finish(self) -> None:
+        self._stop_worker()
+        if self._failure is not None:
+            raise self._failure
         if self.written != self.n_events:
             raise PayloadError(f"{self.path}: {self.written} of {self.n_events} events written; "
                                "the predictions file is incomplete and was removed")
+
+    def _discard(self) -> None:
+        self._abandon = True
+        self._stop_worker()
+        super()._discard()
 
 
 def read_predictions(path, *, start: int = 0, stop: Optional[int] = None,

@@ -7,9 +7,13 @@ denominator is empty: nothing was missed, nothing was wrongly claimed).
 """
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 
-CLASS_NAMES = ("background", "beam", "cosmic")
+from payload.events import CLASS_NAMES
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int = len(CLASS_NAMES)) -> np.ndarray:
@@ -74,3 +78,12 @@ def segmentation_metrics(cm: np.ndarray, class_names=CLASS_NAMES) -> dict:
     out["mean_iou"] = float(iou(cm).mean())
     out["pixel_accuracy"] = pixel_accuracy(cm)
     return out
+
+
+def write_metrics_json(path: Path, document: dict) -> Path:
+    """Write a metrics document as JSON at exactly `path`, atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -3,8 +3,7 @@ one back into the named config, failing with a ModelFileError that names the fil
 unreadable or holds another network.
 
 A saved model is float32 and uncompiled (no optimizer state): any precision and any backend can
-load it. Its Keras name carries the config name (`fcdensenet_<config>`). Keras-3 weights files
-(`*.weights.h5`) are accepted too; they carry no name, so only their shapes are checked.
+load it. Its Keras name carries the config name (`fcdensenet_<config>`), which loading checks.
 """
 from __future__ import annotations
 
@@ -52,15 +51,7 @@ def load_model(path: Path, config_name: str) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist", path=str(path))
-    config = get_config(config_name)
-    model = build_model(config)
-    if path.name.endswith(".weights.h5"):
-        try:
-            model.load_weights(path)
-        except Exception as err:  # h5py and Keras raise many types for a bad or foreign file
-            raise ModelFileError(f"weights file {path} does not fit the {config_name!r} network: {err}",
-                                 path=str(path)) from None
-        return model
+    config = get_config(config_name)  # refuses an unknown name before any file work
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"model file {path} is not a Keras model (.keras zip): truncated or the "
                              "wrong file", path=str(path))
@@ -73,9 +64,8 @@ def load_model(path: Path, config_name: str) -> keras.Model:
         held = f"the {saved_name!r} network" if saved_name else f"a foreign model ({saved.name!r})"
         raise ModelFileError(f"model file {path} holds {held}, but the {config_name!r} network was "
                              f"requested: pass the model config it was trained with", path=str(path))
-    try:
-        model.set_weights(saved.get_weights())
-    except ValueError as err:
-        raise ModelFileError(f"model file {path} does not fit the {config_name!r} network: {err}",
-                             path=str(path)) from None
+    if keras.mixed_precision.dtype_policy().name == "float32":
+        return saved  # saved files are float32 already
+    model = build_model(config)  # under the caller's mixed-precision policy
+    model.set_weights(saved.get_weights())
     return model

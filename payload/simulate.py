@@ -43,7 +43,7 @@ MOYAL_WIDTH = 0.12                    # relative width of the collection-plane d
 ADC_SATURATION = 8.0                  # hit integrals above this many MIPs are clipped
 STEP = 0.7                            # sampling step along a track, in pixels: below 1, no pixel is skipped
 NOISE_HITS_MEAN = 120.0
-DIFFUSION_PROBABILITY = 0.35        # chance that a hit also lights the next tick bin
+DIFFUSION_PROBABILITY = 0.2           # chance that a hit also lights the next tick bin
 
 # A fixed detector: two dead front-end groups and about 1% isolated dead channels. Seeded by a
 # constant so every event (and every job) sees the same broken wires, as in a real run.
@@ -148,7 +148,7 @@ def _hadronic_vertex(rng, hits, vx, vy, direction):
     n = min(2 + rng.poisson(1.5), 6)
     proton = rng.random(n) < 0.5
     angle = direction + rng.normal(0.0, 1.0, n)
-    length = np.where(proton, rng.uniform(4, 25, n), rng.uniform(15, 90, n))
+    length = np.where(proton, rng.uniform(4, 25, n), rng.uniform(20, 100, n))
     scale = np.where(proton, 2.2, 1.0)
     x, y, seg, residual = _trace(rng, np.full(n, vx), np.full(n, vy), angle, length, wiggle=0.05)
     _deposit(rng, hits, x, y, seg, residual, scale, BEAM, bragg=np.where(proton, 1.5, 0.0))
@@ -157,28 +157,28 @@ def _hadronic_vertex(rng, hits, vx, vy, direction):
     hits.add(vx + r * np.cos(phi), vy + r * np.sin(phi), rng.uniform(0.3, 1.5, blips), BEAM)
 
 
-def _em_shower(rng, hits, vx, vy, direction, generations=5):
+def _em_shower(rng, hits, vx, vy, direction, generations=6):
     """A branching cone: each segment splits in two after a short photon-conversion gap."""
     x0, y0 = np.array([vx]), np.array([vy])
-    angle, length = np.array([direction]), np.array([rng.uniform(10, 20)])
+    angle, length = np.array([direction]), np.array([rng.uniform(15, 30)])
     for gen in range(generations + 1):
         n = angle.size
         x, y, seg, residual = _trace(rng, x0, y0, angle, length, wiggle=0.15)
         _deposit(rng, hits, x, y, seg, residual, np.ones(n), BEAM)
         ex, ey = x0 + length * np.cos(angle), y0 + length * np.sin(angle)
-        gap = rng.exponential(2.0, 2 * n) * (gen > 0)
-        spread = np.abs(rng.normal(0.0, 0.25, 2 * n)) * np.tile([-1.0, 1.0], n)
+        gap = rng.exponential(1.5, 2 * n) * (gen > 0)
+        spread = np.abs(rng.normal(0.0, 0.2, 2 * n)) * np.tile([-1.0, 1.0], n)
         angle = np.repeat(angle, 2) + spread
         x0 = np.repeat(ex, 2) + gap * np.cos(angle)
         y0 = np.repeat(ey, 2) + gap * np.sin(angle)
-        length = np.repeat(length, 2) * rng.uniform(0.5, 0.9, 2 * n)
+        length = np.repeat(length, 2) * rng.uniform(0.55, 0.9, 2 * n)
 
 
 def _beam(rng, hits):
     y0 = rng.uniform(*BEAM_ROW_BAND)
     angle = -np.deg2rad(rng.uniform(*BEAM_SLOPE_DEG))
     hadronic = rng.random() < HADRONIC_FRACTION
-    length = rng.uniform(80, 220) if hadronic else rng.uniform(40, 150)
+    length = rng.uniform(100, 250) if hadronic else rng.uniform(50, 160)
     x, y, seg, residual = _trace(rng, np.zeros(1), np.array([y0]), np.array([angle]),
                                  np.array([length]), wiggle=0.02)
     _deposit(rng, hits, x, y, seg, residual, np.ones(1), BEAM)
@@ -230,11 +230,16 @@ def event_rng(seed: int, event_number: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(event_number,)))
 
 
+def _check_counts(n_events: int, seed: int, first_event: int) -> None:
+    if n_events < 0 or seed < 0 or first_event < 0:
+        raise ValueError(f"n_events, seed and first_event must be non-negative, got {n_events}, "
+                         f"{seed}, {first_event}")
+
+
 def iter_events(n_events: int, seed: int, *, first_event: int = 0
                 ) -> Iterator[Tuple[int, np.ndarray, np.ndarray]]:
     """Yield (event_id, image, labels) for events first_event .. first_event + n_events - 1."""
-    if n_events < 0 or seed < 0 or first_event < 0:
-        raise ValueError("n_events, seed and first_event must be non-negative")
+    _check_counts(n_events, seed, first_event)
     for k in range(first_event, first_event + n_events):
         image, labels = generate_event(event_rng(seed, k))
         yield k, image, labels
@@ -247,6 +252,7 @@ def simulate_events(n_events: int, seed: int, *, path: Optional[Path] = None, fi
     With `path`, stream them into an event file (DESIGN §6) and return the path; without, return
     (images float32 [N,320,320], labels uint8 [N,320,320], event_id int64 [N]) in memory.
     """
+    _check_counts(n_events, seed, first_event)
     events = iter_events(n_events, seed, first_event=first_event)
     if path is None:
         images = np.zeros((n_events, *IMAGE_SHAPE), np.float32)

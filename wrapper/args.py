@@ -15,13 +15,14 @@ import shlex
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from wrapper.argdefs import BOOL, BY_NAME
+from wrapper.argdefs import BOOL, BY_NAME, FLOATLIST, LIST
 from wrapper.errors import ArgumentError
 
 _PLACEHOLDER = re.compile(r"\$\{[^}]*\}|\$(IN|OUT|SN|RNDMSEED|MAXEVENTS|SKIPEVENTS|FIRSTEVENT)\b")
 _OLD_STYLE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)=(.*)$", re.S)
 _COMPACT = re.compile(r"^(?P<pre>[^\[\]]*)\[(?P<items>[^\[\]]+)\](?P<post>[^\[\]]*)$")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]{8,}={0,2}$")
+LIST_KINDS = (LIST, FLOATLIST)  # take several words and repeat
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 MAX_ARG_CHARS = 1 << 20
 
@@ -98,7 +99,7 @@ def parse_words(argv: Sequence[str]) -> dict[str, list[str]]:
         if name not in BY_NAME:
             raise _unknown(name)
         _check_placeholders(name, values)
-        if name in found and BY_NAME[name].kind not in ("list",):
+        if name in found and BY_NAME[name].kind not in LIST_KINDS:
             raise ArgumentError(f"--{name} is given more than once; give it once")
         found.setdefault(name, []).extend(values)
         current = None if explicit else name
@@ -110,7 +111,7 @@ def parse_words(argv: Sequence[str]) -> dict[str, list[str]]:
                 raise ArgumentError("a bare '--' is not an argument; remove it")
             name, eq, value = body.partition("=")
             add(name, [value] if eq else [], explicit=bool(eq) and BY_NAME.get(name) is not None
-                and BY_NAME[name].kind != "list")
+                and BY_NAME[name].kind not in LIST_KINDS)
         elif word.startswith("-") and len(word) > 1 and not _is_number(word):
             if word in ("-h",):
                 add("help", [], explicit=True)
@@ -119,12 +120,12 @@ def parse_words(argv: Sequence[str]) -> dict[str, list[str]]:
                                 "(--name=value); a value starting with '-' needs the --name=value form")
         elif current is not None and not _is_old_style(word):
             kind = BY_NAME[current].kind
+            _check_placeholders(current, [word])
             if kind == BOOL and word.lower() not in _BOOL_WORDS:
                 raise ArgumentError(f"stray word {word!r} after the flag --{current}; "
                                     "flags take no value (or true/false)")
-            _check_placeholders(current, [word])
             found[current].append(word)
-            if kind not in ("list",):
+            if kind not in LIST_KINDS:
                 current = None
         elif _is_old_style(word):
             name, value = _OLD_STYLE.match(word).groups()
@@ -144,9 +145,13 @@ def _is_number(word: str) -> bool:
     return True
 
 
+_LOWER_NAMES = {n.lower() for n in BY_NAME}
+
+
 def _is_old_style(word: str) -> bool:
+    """An old-style `name=value` word; a known name in the wrong case counts, to be reported."""
     match = _OLD_STYLE.match(word)
-    return bool(match) and match.group(1) in BY_NAME
+    return bool(match) and match.group(1).lower() in _LOWER_NAMES
 
 
 def load_arg_json(path: str) -> dict[str, list[str] | object]:
@@ -156,11 +161,17 @@ def load_arg_json(path: str) -> dict[str, list[str] | object]:
     except OSError as err:
         raise ArgumentError(f"--argJSON file {path!r} cannot be read ({err.strerror}); "
                             "check that the pilot staged it") from None
+    except ValueError as err:  # a NUL in the name, or bytes that are not UTF-8
+        raise ArgumentError(f"--argJSON file {path!r} cannot be read as UTF-8 text "
+                            f"({type(err).__name__}); give a JSON file") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ArgumentError(f"--argJSON file {path!r} is not valid JSON: {err.msg} at line "
                             f"{err.lineno} column {err.colno}") from None
+    except RecursionError:
+        raise ArgumentError(f"--argJSON file {path!r} nests too deeply; give a flat JSON object "
+                            "of {argName: value}") from None
     if not isinstance(data, dict):
         raise ArgumentError(f"--argJSON file {path!r} must hold a JSON object of "
                             "{argName: value}, not a " + type(data).__name__)
@@ -193,6 +204,6 @@ def collect(argv: Sequence[str]) -> dict[str, list]:
 def raw_values(found: Mapping[str, list], name: str) -> list:
     """The raw values of one argument, lists split and compact forms expanded."""
     values = found.get(name, [])
-    if BY_NAME[name].kind in ("list", "floatlist"):
+    if BY_NAME[name].kind in LIST_KINDS:
         return [item for v in values for item in (split_list(v) if isinstance(v, str) else [v])]
     return list(values)

@@ -13,7 +13,8 @@ from wrapper.errors import OutputFileError
 from wrapper.outputs import OutputPlan
 from wrapper.progress import ProgressPrinter, log
 from wrapper.report import JobReport
-from wrapper.run import (RunContext, as_sources, entries_by_output, run_payload, stop_reason_for)
+from wrapper.run import (RunContext, as_sources, entries_by_output, payload_errors, run_payload,
+                         stop_reason_for)
 from wrapper.spec import JobSpec
 
 
@@ -87,6 +88,7 @@ def _checkpoint_dir(spec: JobSpec, workdir: Path) -> Path:
 def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop,
             printer: ProgressPrinter, deadline: Optional[float]) -> None:
     """Stage, choose, run and publish one job, recording each step in the report."""
+    from payload.api import inspect_inputs
     from wrapper.requirements_check import check_requirements
     from wrapper.staging import publish_outputs, report_entry, resolve_one, stage_inputs
 
@@ -96,7 +98,10 @@ def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop,
     step = report.step("stage-in")
     printer.stage(f"staging {len(spec.input_events)} input(s)")
     staged = stage_inputs(spec.input_events, options)
-    report.section("staging", [report_entry(s) for s in staged])
+    report.set_inputs([report_entry(s) for s in staged])
+    # A wrong or corrupt file fails here, in a second, not after the framework has loaded.
+    with payload_errors(lambda: None):
+        inspect_inputs(as_sources(staged), require_labels=spec.mode in ("train", "evaluate"))
     step.finish(True)
 
     step = report.step("platform")
@@ -120,13 +125,15 @@ def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop,
         checkpoint_dir=_checkpoint_dir(spec, report.workdir), progress=printer,
         should_stop=lambda: stop.requested() or (deadline is not None and time.monotonic() >= deadline))
     printer.stage(f"{spec.mode}: {len(staged)} file(s), build {selection.build.name}")
-    result = run_payload(spec, ctx, outputs, reason)
+    try:
+        result = run_payload(spec, ctx, outputs, reason)
+    finally:
+        # Direct-access readers hold connections; their report entries need the final byte counts.
+        entries = [report_entry(s) for s in staged]
+        _close_handles(staged)
     report.processed_events = result.processed_events
     counts = {Path(str(fc.path)).name: fc.events for fc in result.inputs}
-    for s in staged:
-        entry = report_entry(s)
-        entry["nentries"] = counts.get(Path(entry.get("name", "")).name)
-        report.add_input(entry)
+    report.set_inputs([{**entry, "nentries": counts.get(entry["name"])} for entry in entries])
     if result.metrics:
         report.section("metrics", dict(result.metrics))
     if result.resumed_from_epoch is not None:
@@ -149,3 +156,9 @@ def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop,
         report.add_output(c.arg_name, entry)
         log(f"output {c.path.name}: {c.file_size} bytes, {c.nentries} entries, ad:{c.adler32}")
     step.finish(True)
+
+
+def _close_handles(staged) -> None:
+    for item in staged:
+        if item.handle is not None:
+            item.handle.close()

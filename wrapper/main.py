@@ -8,11 +8,10 @@ import os
 import sys
 import time
 import traceback
-from pathlib import Path
 from typing import Optional, Sequence
 
 from wrapper import exitcodes as ec
-from wrapper.errors import JobInterrupted, OutputFileError, TrfError
+from wrapper.errors import JobInterrupted, TrfError
 from wrapper.outputs import OutputPlan
 from wrapper.progress import ProgressPrinter, log
 from wrapper.redact import redact
@@ -40,11 +39,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with stop_guard(abandon) as stop:
         spec: Optional[JobSpec] = None
         try:
-            spec = parse_job_args(argv)
-            if spec.help:
+            # Help wins over any other argument, even a bad one.
+            spec = None if {"--help", "-h"} & set(argv) else parse_job_args(argv)
+            if spec is None or spec.help:
                 from wrapper.helptext import help_text
 
-                print(help_text())
+                _print_stdout(help_text())
                 return ec.OK
             outputs.lfns = spec.outputs()
             _execute(spec, report, outputs, stop)
@@ -93,17 +93,38 @@ def _execute(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop) -> Non
         return
     outputs.check()
     if spec.dry_run:
-        flow.dry_run(spec, report, outputs)
+        try:
+            flow.dry_run(spec, report, outputs)
+        except BrokenPipeError:  # `--dryRun | head`: the reader has what it wanted
+            _stdout_to_devnull()
         return
     deadline = time.monotonic() + spec.time_limit if spec.time_limit else None
     with ProgressPrinter() as printer:
         flow.run_job(spec, report, outputs, stop, printer, deadline)
 
 
+def _print_stdout(text: str) -> None:
+    """Print `text`; a reader that stops early (`--help | head`) is not an error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _stdout_to_devnull()
+
+
+def _stdout_to_devnull() -> None:
+    # Python flushes stdout again at exit: with the reader gone that would fail too
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def cli() -> None:
     """Console-script entry point."""
     code = main()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()
     sys.exit(ec.safe(code))
 
 

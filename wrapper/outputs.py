@@ -17,6 +17,7 @@ from typing import Mapping
 from wrapper.errors import OutputFileError
 
 CHUNK = 8 << 20
+NAME_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,11 @@ class OutputPlan:
         """Where the payload writes output `arg_name` before it is committed."""
         if arg_name not in self._pending:
             lfn = self.lfns[arg_name]
-            self._pending[arg_name] = self.workdir / f".tmp.{os.getpid()}.{lfn}"
+            name = f".tmp.{os.getpid()}.{lfn}"
+            if len(name) > NAME_MAX:  # a valid LFN may be 251 characters: keep its tail (the suffix)
+                prefix = f".tmp.{os.getpid()}.{zlib.crc32(lfn.encode()):08x}."
+                name = prefix + lfn[-(NAME_MAX - len(prefix)):]
+            self._pending[arg_name] = self.workdir / name
         return self._pending[arg_name]
 
     def pending(self) -> dict[str, Path]:
@@ -115,5 +120,6 @@ class OutputPlan:
                 except IsADirectoryError:
                     shutil.rmtree(leftover, ignore_errors=True)
             removed.append(self.lfns[arg_name])
-            del self._pending[arg_name]
+            # the signal watcher and the main thread may both discard: never fail on the other's work
+            self._pending.pop(arg_name, None)
         return removed

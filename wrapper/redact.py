@@ -9,12 +9,15 @@ SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN",
               "X509_USER_PROXY", "PANDA_AUTH_TOKEN", "OIDC_TOKEN")
 
 _PATTERNS = (
-    (re.compile(r"(?i)(://)[^/\s:@]+(:[^/\s@]*)?@"), r"\1***@"),                  # user:pass@host
+    # user:pass@host; AWS secret keys hold '/', so the password part may too (bounded, so that a
+    # long argument string full of URLs stays linear)
+    (re.compile(r"(?i)(://)[^/\s:@]+(:[^\s@]{0,256})?@"), r"\1***@"),
     (re.compile(r"(?i)([?&](?:X-Amz-[A-Za-z-]+|Signature|AWSAccessKeyId|access_token|token|"
                 r"authz|sig|se|sp|sv|sr)=)[^&\s]+"), r"\1***"),                     # signed URLs
     (re.compile(r"(?i)(authorization:\s*(?:bearer|basic|aws4-hmac-sha256)?\s*)\S+"), r"\1***"),
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]+=*"), r"\1***"),
-    (re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), "***"),  # JWTs
+    # JWTs; only at the start of a token-character run, which keeps long runs linear
+    (re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), "***"),
 )
 
 

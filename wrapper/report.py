@@ -26,6 +26,8 @@ REPORT_VERSION = "1.0.0"
 JOB_REPORT = "jobReport.json"
 ERROR_REPORT = "payload_error_report.json"
 EXIT_MSG_LIMIT = 256
+# The report goes to the PanDA server as metadata: a huge job parameter string is cut, not copied.
+CMDLINE_LIMIT = 1 << 16
 
 
 @dataclass
@@ -79,7 +81,11 @@ class JobReport:
 
     def __init__(self, argv: Sequence[str], workdir: Path):
         self.workdir = Path(workdir)
-        self.cmdline = redact(" ".join(shlex.quote(a) for a in argv))
+        line = " ".join(shlex.quote(a) for a in argv)
+        # redact a little past the cut, so that no credential is cut in half before redaction
+        self.cmdline = redact(line[:CMDLINE_LIMIT + 512])[:CMDLINE_LIMIT]
+        if len(line) > CMDLINE_LIMIT:
+            self.cmdline += f" ... ({len(line)} characters in all)"
         self.created = time.time()
         self.exit_code = ec.OK
         self.exit_msg = "OK"
@@ -113,9 +119,10 @@ class JobReport:
         with self._lock:
             self.sections[name] = _plain(content)
 
-    def add_input(self, entry: dict) -> None:
+    def set_inputs(self, entries: list) -> None:
+        """The input files with their staging figures (replaced as the job learns more)."""
         with self._lock:
-            self.inputs.append(_plain(entry))
+            self.inputs = [_plain(e) for e in entries]
 
     def add_output(self, arg_name: str, entry: dict) -> None:
         with self._lock:
@@ -130,7 +137,7 @@ class JobReport:
             self.exit_code = ec.safe(err.exit_code)
             message = redact(err.message)
             self.exit_msg = message[:EXIT_MSG_LIMIT]
-            self.exit_extra = redact(err.extra) or (message[EXIT_MSG_LIMIT:] if len(message) > EXIT_MSG_LIMIT else "")
+            self.exit_extra = " ".join(p for p in (message[EXIT_MSG_LIMIT:], redact(err.extra)) if p)
             self.error_cause = cause or getattr(err, "cause", "")
             for step in self.steps:
                 if step.status_ok is None:
@@ -161,7 +168,12 @@ class JobReport:
                                 "architecture": _platform.machine(), "cores": os.cpu_count(),
                                 "python": _platform.python_version()},
                     "executor": {s.name: {"wallTime": s.to_report()["wallTime"],
-                                          "cpuTime": round(s.cpu_time, 3)} for s in self.steps},
+                                          "cpuTime": round(s.cpu_time, 3),
+                                          # The pilot sums memory over executors: the process
+                                          # peak goes on the payload step alone.
+                                          **({"memory": {"Max": peak_rss_kib()}}
+                                             if s.name == "payload" else {})}
+                                 for s in self.steps},
                     "memory": {"Max": peak_rss_kib()},
                 },
             }
@@ -177,9 +189,8 @@ class JobReport:
                 return self.exit_code
             _atomic_json(self.workdir / JOB_REPORT, self.to_dict())
             if self.exit_code != ec.OK:
-                diag = self.exit_msg if not self.error_cause else f"{self.exit_msg}"
                 _atomic_json(self.workdir / ERROR_REPORT,
-                             {"error_code": self.exit_code, "error_diag": diag})
+                             {"error_code": self.exit_code, "error_diag": self.exit_msg})
             self._written = True
             return self.exit_code
 

@@ -37,6 +37,7 @@ class StopState:
         self.signum: Optional[int] = None
         self.event = threading.Event()
         self.shielded = False
+        self.raised = False  # set by the handler alone: the watcher may record the signal first
 
     def shield(self) -> None:
         """From now on only record signals: the work is done and the reports are being written."""
@@ -47,7 +48,7 @@ class StopState:
 
 
 @contextlib.contextmanager
-def stop_guard(on_abandon: Callable[[int], None], grace: float = 1.5) -> Iterator[StopState]:
+def stop_guard(on_abandon: Callable[[int], None], grace: float = 1.0) -> Iterator[StopState]:
     """Install the handlers for the body of the `with`. `on_abandon(signum)` is called from the
     watcher thread when the main thread has not unwound within `grace` seconds; it must write the
     reports, after which the process exits with 128+N."""
@@ -58,11 +59,11 @@ def stop_guard(on_abandon: Callable[[int], None], grace: float = 1.5) -> Iterato
     previous = {s: signal.getsignal(s) for s in HANDLED}
 
     def handler(signum, _frame):
-        first = state.signum is None
         state.signum = state.signum or signum
         state.event.set()
-        if first and not state.shielded:
-            raise Interrupted(signum)
+        if not state.raised and not state.shielded:
+            state.raised = True
+            raise Interrupted(state.signum)
 
     def watch() -> None:
         while True:

@@ -112,6 +112,8 @@ def _number(arg: ArgDef, value: object, kind: type) -> float | int:
     if isinstance(value, bool):
         raise ArgumentTypeError(f"{where}={value!r} is not a number")
     try:
+        if isinstance(value, str) and not value.isascii():
+            raise ValueError("non-ASCII digits")  # int() would take look-alikes such as '\u0663'
         number = kind(value) if kind is float or isinstance(value, int) else int(str(value).strip(), 10)
     except (TypeError, ValueError):
         noun = "an integer" if kind is int else "a number"
@@ -140,7 +142,7 @@ def _validate(spec: JobSpec, given: Mapping[str, list]) -> None:
         raise ArgumentMissingError(f"{listed} is missing: --mode={spec.mode} needs it")
     lfns = spec.outputs()
     for name, lfn in lfns.items():
-        if not LFN_RULE.match(lfn):
+        if not LFN_RULE.fullmatch(lfn):  # match() would let a trailing newline through
             raise ArgumentError(f"--{name}={lfn!r} is not a valid output file name: it must match "
                                 f"{LFN_RULE.pattern} (a plain name, no directories)")
     seen: dict[str, str] = {}

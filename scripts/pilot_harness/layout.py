@@ -13,7 +13,8 @@ class RunPaths:
 
     @property
     def home(self) -> Path:
-        """The pilot's home (its cwd): queue data, staged-in input replicas, the job directory."""
+        """The pilot's home (its cwd): queue data, input replicas, the job directory, and, moved
+        there by the `mv` copytool at stage-out, the outputs and the log tarball."""
         return self.root / "pilot-home"
 
     @property
@@ -39,11 +40,6 @@ class RunPaths:
         return self.www / "trf"
 
     @property
-    def output(self) -> Path:
-        """Where the `mv` copytool puts staged-out files (the pilot's --output-dir)."""
-        return self.root / "staged-out"
-
-    @property
     def site(self) -> Path:
         return self.root / "site"
 
@@ -67,7 +63,13 @@ class RunPaths:
 
     @property
     def pilot_stdout(self) -> Path:
+        """The pilot's console log (its pilotlog.txt is cut when the log tarball is made)."""
         return self.root / "pilot.stdout"
+
+    @property
+    def sandbox_log(self) -> Path:
+        """The sandbox's own output: the trf server's requests, namespace errors."""
+        return self.root / "sandbox.log"
 
     @property
     def summary(self) -> Path:

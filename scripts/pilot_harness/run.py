@@ -2,66 +2,65 @@
 
 The host side: lay out the run directory (pilot home with the input replicas and queue data,
 Harvester directory with the job, the trf to serve, a loopback-only pilot configuration), start the
-sandbox inside `unshare --pid --fork --mount-proc --net`, optionally ask the pilot to kill the
-payload, and collect the verdict.
+sandbox inside `unshare --pid --fork --mount-proc --net --kill-child`, wait, collect the verdict.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from pilot_harness import jobdef, layout, site, verdict
 
-# Options of the pilot for a local Harvester PUSH run (shared/pilot-local/README.md), checked
-# against panda-pilot 3.7.0.36. The trf base URL (-g) is added inside the sandbox.
 QUEUE = "LOCAL_TEST"
 
-# Pilot settings that shorten waits meant for a grid site: how often the pilot looks for the kill
-# instruction file and re-checks disk space, memory and output sizes (seconds).
-FAST_CHECKS = {
+# On a Harvester PUSH queue with job_maxwalltime the pilot ends the payload when the job's own
+# maxWalltime is up (pilot error 1213); without it, at the pilot lifetime (-l).
+QUEUE_PARAMS = {"job_maxwalltime": True}
+
+# Grid-site intervals shortened for a local run: how often the pilot looks for the kill
+# instruction file and re-checks disk space, memory and output sizes (seconds). The checks list
+# drops those that read grid services (proxy, machine/job features) or CPU accounting.
+PILOT_SETTINGS = {
     "Pilot": {"kill_instruction_time": "5", "disk_space_verification_time": "60",
               "memory_usage_verification_time": "60", "output_verification_time": "60",
               "checks": "space,last_heartbeat,threads"},
 }
 
+# After a failed payload panda-pilot 3.7.0.36 waits up to 115 s for a log stage-out it has already
+# done (job.wait_for_aborted_job_stageout): a failed job takes about 3 minutes end to end.
+FAILED_JOB_WAIT_S = 180
+
 REQUIRED_TOOLS = {"unshare": "util-linux", "ip": "iproute2"}
 
 
 class HarnessError(RuntimeError):
-    """The harness could not run the pilot (missing tool, bad job definition)."""
-
-
-@dataclass(frozen=True)
-class KillRequest:
-    """Ask the pilot to kill the payload once `after_line` appears in payload.stdout.
-
-    `how` is "instruction" (the pilot's kill-instruction file, `pilot_kill_payload` in its home) or
-    "sigterm" (SIGTERM to the pilot, as a batch system ending the slot).
-    """
-
-    after_line: str
-    how: str = "instruction"
+    """The harness cannot run the pilot (missing tool, bad job definition, pilot did not end)."""
 
 
 @dataclass(frozen=True)
 class PilotJob:
-    """One job to run: its definition, the input replicas to stage in, and the trf to serve."""
+    """One job to run: its definition, the input replicas to stage in, and the trf to serve.
+
+    Inputs are copied into the pilot home, where the `mv` copytool finds them; inputs the job
+    lists but `inputs` lacks stay missing. The trf is served under the last part of the job's
+    `transformation`. `lifetime_s` is the pilot's own limit when the job has no maxWalltime.
+    """
 
     job: Mapping[str, str]
     inputs: Sequence[Path]
     trf: Path
     lifetime_s: int = 900
-    queue_params: Mapping[str, object] = field(default_factory=dict)
-    kill: Optional[KillRequest] = None
-    timeout_s: float = 900.0
+
+    def timeout_s(self) -> float:
+        """How long the harness waits for the pilot before ending its namespace."""
+        limit = int(self.job.get("maxWalltime") or 0) or self.lifetime_s
+        return limit + FAILED_JOB_WAIT_S + 120
 
 
 def check_tools() -> None:
@@ -69,92 +68,93 @@ def check_tools() -> None:
     missing = [f"{tool} (apt-get install {pkg})" for tool, pkg in REQUIRED_TOOLS.items()
                if shutil.which(tool) is None]
     if missing:
-        raise HarnessError("the pilot runs only inside a namespace; missing: " + ", ".join(missing))
+        raise HarnessError("the pilot runs only inside its own namespace; missing " + ", ".join(missing))
 
 
-def pilot_options(paths: layout.RunPaths, queue: str, lifetime_s: int) -> list[str]:
-    """The launcher's command line: PUSH mode, no server updates, everything local."""
+def pilot_options(paths: layout.RunPaths, lifetime_s: int) -> list[str]:
+    """The launcher's command line (shared/pilot-local/README.md): PUSH mode, no server updates,
+    everything local. The trf base URL (-g) is added inside the sandbox, once its port is known."""
     return [
-        "-q", queue, "--pilot-user", "generic", "-w", "generic", "-d", "-z", "-t", "-u",
+        "-q", QUEUE, "--pilot-user", "generic", "-w", "generic", "-d", "-z", "-t", "-u",
         "-l", str(lifetime_s), "--url", "http://127.0.0.1", "-p", site.UNUSED_SERVER.split(":")[1],
         "--queuedata-url", str(paths.home / "queuedata.json"),
         "--storagedata-url", str(paths.storage_data),
         "--harvester-datadir", str(paths.harvester), "--harvester-workdir", str(paths.harvester),
-        "--harvester-submit-mode", "PUSH", "--output-dir", str(paths.output),
+        "--harvester-submit-mode", "PUSH", "--output-dir", str(paths.home),
         "--use-https", "False", "--use-rucio-traces", "False", "--cleanup", "False",
     ]
 
 
 def prepare(request: PilotJob, run_dir: Path) -> layout.RunPaths:
-    """Lay out `run_dir` (which must not exist) for `request`; returns its paths."""
+    """Lay out `run_dir` (which must not exist yet) for `request`; returns its paths."""
     import pilot.util.config as pilot_config
 
     paths = layout.RunPaths(Path(run_dir).resolve())
-    for directory in (paths.home, paths.harvester, paths.trf_dir, paths.output, paths.site):
+    paths.root.mkdir(parents=True)
+    for directory in (paths.home, paths.harvester, paths.trf_dir, paths.site):
         directory.mkdir(parents=True)
     job = jobdef.with_inputs(request.job, request.inputs)
     for replica in request.inputs:
-        # the mv copytool moves inputs from the parent of the job directory, i.e. the pilot home
-        shutil.copy2(replica, paths.home / Path(replica).name)
+        # the mv copytool links inputs from the parent of the job directory: the pilot home
+        shutil.copyfile(replica, paths.home / Path(replica).name)
     name = jobdef.trf_name(job)
-    shutil.copy2(request.trf, paths.trf_dir / name)
-    (paths.trf_dir / name).chmod(0o755)
-    site.write_queue_files(paths.home, QUEUE, params=request.queue_params)
+    shutil.copyfile(request.trf, paths.trf_dir / name)
+    site.write_queue_files(paths.home, QUEUE, params=QUEUE_PARAMS)
     paths.storage_data.write_text(json.dumps(site.storage_data(), indent=1))
     library_cfg = Path(pilot_config.__file__).with_name("default.cfg")
-    paths.pilot_config.write_text(site.loopback_config(library_cfg, FAST_CHECKS))
+    paths.pilot_config.write_text(site.loopback_config(library_cfg, PILOT_SETTINGS))
     paths.job_template.write_text(json.dumps(job, indent=1))
     paths.settings.write_text(json.dumps({
-        "trf_name": name, "timeout_s": request.timeout_s,
-        "pilot_options": pilot_options(paths, QUEUE, request.lifetime_s)}, indent=1))
+        "trf_name": name, "timeout_s": request.timeout_s(),
+        "pilot_options": pilot_options(paths, request.lifetime_s)}, indent=1))
     return paths
 
 
 def _environment() -> dict:
-    """The pilot's environment: ours, with this package importable and this Python first on PATH
-    (the trf's `#!/usr/bin/env python3` must find the interpreter that has numpy, h5py, …)."""
+    """Ours, with this package importable and this Python first on PATH: the trf's
+    `#!/usr/bin/env python3` must find the interpreter that has numpy, h5py and the framework."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
 
 
-def _watch_for_kill(paths: layout.RunPaths, panda_id: str, request: KillRequest,
-                    process: subprocess.Popen) -> None:
-    stdout = paths.job_dir(panda_id) / "payload.stdout"
-    while process.poll() is None:
-        if stdout.exists() and request.after_line in stdout.read_text(errors="replace"):
-            if request.how == "sigterm":
-                process.send_signal(signal.SIGTERM)  # unshare forwards nothing; see sandbox
-            else:
-                (paths.home / "pilot_kill_payload").touch()
-            return
-        time.sleep(0.5)
+def launch(paths: layout.RunPaths, timeout_s: float) -> int:
+    """Run the sandbox in its own PID and network namespace; returns the pilot's exit code.
 
-
-def launch(paths: layout.RunPaths, panda_id: str, kill: Optional[KillRequest],
-           timeout_s: float) -> int:
-    """Run the sandbox in its namespace and wait; returns the pilot's exit code."""
+    `--kill-child` ties the namespace to unshare: killing unshare (timeout, Ctrl-C) ends every
+    process in it, and nothing else.
+    """
     command = ["unshare", "--pid", "--fork", "--mount-proc", "--net", "--kill-child",
                sys.executable, "-m", "pilot_harness.sandbox", str(paths.root)]
-    process = subprocess.Popen(command, cwd=paths.root, env=_environment(),
-                               stdout=subprocess.DEVNULL, stderr=open(paths.root / "sandbox.stderr", "wb"))
-    try:
-        if kill is not None:
-            _watch_for_kill(paths, panda_id, kill, process)
-        return process.wait(timeout=timeout_s + 60)
-    except BaseException:
-        process.kill()  # --kill-child takes the whole namespace down with it
-        process.wait()
-        raise
+    with open(paths.sandbox_log, "wb") as log:
+        process = subprocess.Popen(command, cwd=paths.root, env=_environment(),
+                                   stdout=log, stderr=subprocess.STDOUT)
+        try:
+            return process.wait(timeout=timeout_s + 30)
+        except subprocess.TimeoutExpired:
+            raise HarnessError(f"the pilot did not end within {timeout_s + 30:.0f} s; "
+                               f"see {paths.pilot_stdout}") from None
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def run_job(request: PilotJob, run_dir: Path) -> dict:
     """Run `request` through the real pilot in `run_dir`; returns the verdict (also summary.json)."""
     check_tools()
     paths = prepare(request, run_dir)
-    panda_id = str(request.job["PandaID"])
-    exit_code = launch(paths, panda_id, request.kill, request.timeout_s)
-    summary = verdict.collect(paths, panda_id, pilot_exit_code=exit_code)
+    exit_code = launch(paths, request.timeout_s())
+    summary = verdict.collect(paths, str(request.job["PandaID"]), pilot_exit_code=exit_code)
     paths.summary.write_text(json.dumps(summary, indent=1, sort_keys=True))
     return summary
+
+
+def replay(job_file: Path, inputs: Sequence[Path], trf: Path, run_dir: Path,
+           lifetime_s: Optional[int] = None) -> dict:
+    """Replay the job in `job_file` (a job or pandaJobData.out) with these input replicas and trf."""
+    job = jobdef.load(job_file)
+    request = PilotJob(job=job, inputs=tuple(inputs), trf=trf,
+                       **({"lifetime_s": lifetime_s} if lifetime_s else {}))
+    return run_job(request, run_dir)

@@ -1,9 +1,9 @@
 """What runs inside the pilot's namespace: loopback up, the trf server, the pilot, nothing else.
 
-`run.py` starts this module as `unshare --pid --fork --mount-proc --net --kill-child python -m
-pilot_harness.sandbox RUNDIR`, so this process is PID 1 of a namespace whose only network is its own
-loopback: when it exits, the kernel ends every process left in the namespace, and the pilot's
-end-of-job cleanup (which kills the orphans of its user) can see nothing outside.
+`run.launch` starts this module as `unshare --pid --fork --mount-proc --net --kill-child python -m
+pilot_harness.sandbox RUNDIR`. This process is then PID 1 of a namespace whose only network is its
+own loopback: the pilot's end-of-job cleanup (it kills the orphans of its user, and we are root)
+sees nothing outside, and when this process ends the kernel ends whatever is left inside.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import functools
 import http.server
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,30 +20,30 @@ from pathlib import Path
 from pilot_harness import layout
 
 
-def bring_up_loopback() -> None:
-    """`ip link set lo up`; a new network namespace starts with loopback down."""
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-
-
 def check_isolated() -> None:
     """Refuse to go on unless this is PID 1 of a namespace whose only network interface is lo."""
     interfaces = sorted(name for _, name in socket.if_nameindex())
     if os.getpid() != 1 or interfaces != ["lo"]:
-        raise SystemExit(f"not isolated (pid {os.getpid()}, interfaces {interfaces}): "
-                         "the pilot runs only inside unshare --pid --fork --mount-proc --net")
+        raise SystemExit(f"refusing to run the pilot: not isolated (pid {os.getpid()}, network "
+                         f"interfaces {interfaces}); use unshare --pid --fork --mount-proc --net")
+
+
+def bring_up_loopback() -> None:
+    """`ip link set lo up`: a new network namespace starts with loopback down."""
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+class _LoggingHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        print("trf-server: " + format % args, file=sys.stderr, flush=True)
 
 
 def serve_directory(directory: Path) -> http.server.ThreadingHTTPServer:
-    """An HTTP server on 127.0.0.1 (any free port) serving `directory`, running in a thread."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
+    """An HTTP server on 127.0.0.1 (a free port) serving `directory`, running in a thread."""
+    handler = functools.partial(_LoggingHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, name="trf-server", daemon=True).start()
     return server
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
-        sys.stderr.write("trf-server: " + format % args + "\n")
 
 
 def write_job_definition(paths: layout.RunPaths, trf_url: str) -> None:
@@ -55,14 +54,12 @@ def write_job_definition(paths: layout.RunPaths, trf_url: str) -> None:
 
 
 def run_pilot(paths: layout.RunPaths, options: list[str], timeout_s: float) -> int:
-    """Run our launcher as a child in the pilot home; SIGTERM forwarded; returns its exit code."""
+    """Our launcher in the pilot home, PILOT_NOKILL set; its exit code, or 124 on timeout."""
     env = dict(os.environ, PILOT_NOKILL="1", NO_CVMFS_OK="1",
                HARVESTER_PILOT_CONFIG=str(paths.pilot_config))
     with open(paths.pilot_stdout, "wb") as out:
         child = subprocess.Popen([sys.executable, "-m", "pilot_harness.launcher", *options],
                                  cwd=paths.home, env=env, stdout=out, stderr=subprocess.STDOUT)
-        # the harness (or an operator) asks the pilot to stop the way a batch system does
-        signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
         try:
             return child.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -73,15 +70,14 @@ def run_pilot(paths: layout.RunPaths, options: list[str], timeout_s: float) -> i
 
 def main(argv: list[str]) -> int:
     """Entry point inside the namespace: `python -m pilot_harness.sandbox RUNDIR`."""
+    check_isolated()
     paths = layout.RunPaths(Path(argv[0]))
     settings = json.loads(paths.settings.read_text())
-    check_isolated()
     bring_up_loopback()
     server = serve_directory(paths.www)
     base_url = f"http://127.0.0.1:{server.server_address[1]}/trf"
     write_job_definition(paths, f"{base_url}/{settings['trf_name']}")
-    options = [*settings["pilot_options"], "-g", base_url]
-    code = run_pilot(paths, options, settings["timeout_s"])
+    code = run_pilot(paths, [*settings["pilot_options"], "-g", base_url], settings["timeout_s"])
     server.shutdown()
     return code
 

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""The project's benchmarks: the spine's own rows, then each area's benchmark script.
+
+Speed goals are ratios to a baseline measured in the same run on the same machine. The spine's
+first row is the one the spine issue asks for: the wall time of an argument error
+(`python -m wrapper --bogus=1` in an empty directory) against a bare `python -c pass`, each the
+median of --runs runs, the two interleaved so that load on a shared machine biases both alike.
+
+Other areas keep their benchmark in `scripts/bench_<area>.py` with a `main(argv) -> int`; it is
+imported only when its area is selected, and listed as unavailable when the file does not exist.
+
+    python scripts/bench.py                          # every area
+    python scripts/bench.py --only=spine --runs=21
+    python scripts/bench.py --only=spine,staging --area-args staging="--files 2 --mib 8"
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = Path(__file__).resolve().parent
+
+# area → module in scripts/ (None: rows measured here)
+AREAS = {"spine": None, "payload": "bench_payload", "events": "bench_events", "staging": "bench_staging",
+         "platform": "bench_platform"}
+
+JEDI_DRY_RUN = ["--mode=infer", "--inputEventsFile=ev.[001,002].h5", "--modelFile=model.keras",
+                "--outputPredFile=pred.000042.h5", "--dryRun"]
+
+
+@dataclass(frozen=True)
+class Row:
+    area: str
+    name: str
+    ours_s: float
+    baseline_name: str
+    baseline_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.ours_s / self.baseline_s
+
+
+def _env() -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("PYTHONSTARTUP", None)
+    return env
+
+
+def _timed_run(argv: list[str], expect: int) -> float:
+    """Wall time of one process started in a fresh empty directory (the pilot's job directory)."""
+    with tempfile.TemporaryDirectory(prefix="bench-spine-") as jobdir:
+        start = time.perf_counter()
+        done = subprocess.run(argv, cwd=jobdir, env=_env(), capture_output=True)
+        elapsed = time.perf_counter() - start
+        if done.returncode != expect:
+            raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}, expected {expect}: "
+                               f"{done.stderr.decode(errors='replace')[-500:]}")
+        if "--bogus=1" in argv and not (Path(jobdir) / "jobReport.json").exists():
+            raise RuntimeError("the argument error wrote no jobReport.json")
+    return elapsed
+
+
+def _interleaved(runs: int, ours: Callable[[], float], baseline: Callable[[], float]) -> tuple[float, float]:
+    """Medians of `runs` alternating measurements (who goes first alternates too)."""
+    a, b = [], []
+    for run in range(runs):
+        if run % 2:
+            b.append(baseline())
+            a.append(ours())
+        else:
+            a.append(ours())
+            b.append(baseline())
+    return statistics.median(a), statistics.median(b)
+
+
+def spine_rows(runs: int) -> list[Row]:
+    """The spine's rows: argument error, dry run and --help, each against a bare interpreter."""
+    python = sys.executable
+    bare = lambda: _timed_run([python, "-c", "pass"], 0)  # noqa: E731
+    _timed_run([python, "-m", "wrapper", "--bogus=1"], 7)  # warm the page cache and .pyc files
+    cases = [("argument error (--bogus=1)", [python, "-m", "wrapper", "--bogus=1"], 7),
+             ("dry run of a JEDI-shaped job", [python, "-m", "wrapper", *JEDI_DRY_RUN], 0),
+             ("--help", [python, "-m", "wrapper", "--help"], 0)]
+    rows = []
+    for name, argv, expect in cases:
+        ours, base = _interleaved(runs, lambda: _timed_run(argv, expect), bare)
+        rows.append(Row("spine", name, ours, "python -c pass", base))
+    return rows
+
+
+def _area_main(module_name: str) -> Optional[Callable]:
+    """The area benchmark's `main`, or None when its script does not exist (yet)."""
+    if not (SCRIPTS / f"{module_name}.py").exists():
+        return None
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(module_name).main
+
+
+def run_area(area: str, module_name: str, args: list[str]) -> str:
+    """Run one area's benchmark in this process; returns its status for the summary."""
+    try:
+        main = _area_main(module_name)
+    except Exception as err:  # an area that cannot even import is reported, the others still run
+        return f"failed to import: {type(err).__name__}: {err}"
+    if main is None:
+        return f"unavailable (no scripts/{module_name}.py)"
+    print(f"\n== {area}: scripts/{module_name}.py {' '.join(args)}", flush=True)
+    saved = sys.argv
+    sys.argv = [str(SCRIPTS / f"{module_name}.py"), *args]
+    try:
+        code = main(args) if inspect.signature(main).parameters else main()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    except Exception:
+        traceback.print_exc()
+        return "failed (exception, see above)"
+    finally:
+        sys.argv = saved
+    return "ok" if not code else f"failed (exit {code})"
+
+
+def print_rows(rows: list[Row]) -> None:
+    print(f"{'area':<8} {'benchmark':<32} {'ours':>10} {'baseline':>10}  {'ratio':>7}  baseline")
+    for row in rows:
+        print(f"{row.area:<8} {row.name:<32} {row.ours_s * 1e3:>8.1f}ms {row.baseline_s * 1e3:>8.1f}ms"
+              f"  {row.ratio:>6.2f}x  {row.baseline_name}", flush=True)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(AREAS),
+                        help=f"comma list of areas to run (default: all of {', '.join(AREAS)})")
+    parser.add_argument("--runs", type=int, default=15, help="runs per side of each spine row (median)")
+    parser.add_argument("--area-args", action="append", default=[], metavar="AREA=ARGS",
+                        help="arguments for one area's script, e.g. staging=\"--files 2 --mib 8\"")
+    parser.add_argument("--json", type=Path, help="write the spine rows and area statuses here")
+    args = parser.parse_args(argv)
+    selected = [a.strip() for a in args.only.split(",") if a.strip()]
+    unknown = [a for a in selected if a not in AREAS]
+    if unknown:
+        parser.error(f"unknown area(s) {', '.join(unknown)}; known: {', '.join(AREAS)}")
+    extra = {}
+    for item in args.area_args:
+        area, _, text = item.partition("=")
+        extra[area] = shlex.split(text)
+
+    rows: list[Row] = []
+    status: dict[str, str] = {}
+    if "spine" in selected:
+        rows = spine_rows(args.runs)
+        print_rows(rows)
+        status["spine"] = "ok"
+    for area in selected:
+        if AREAS[area] is not None:
+            status[area] = run_area(area, AREAS[area], extra.get(area, []))
+
+    print("\nareas:")
+    for area in selected:
+        print(f"  {area:<9} {status[area]}")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": [dict(asdict(r), ratio=round(r.ratio, 3)) for r in rows],
+                                         "areas": status}, indent=1))
+    return 0 if all(s == "ok" or s.startswith("unavailable") for s in status.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

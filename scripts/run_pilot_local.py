@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Replay a PanDA job through the real PanDA pilot on this machine, isolated (docs/pilot.md).
+
+    python scripts/run_pilot_local.py JOB.json --input a.h5 --input b.h5 \
+        --trf dist/dune-payload.pyz --run-dir /tmp/replay-1001
+
+JOB.json is a job definition (the job's fields, or pandaJobData.out's {"<PandaID>": {...}}).
+Prints the pilot's verdict as JSON (also RUN_DIR/summary.json); exits 0 when the pilot finished the
+job, 1 when it failed it, 69 when the harness could not run the pilot.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pilot_harness import run  # noqa: E402 - after the path set-up above
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("job", type=Path, help="job definition JSON")
+    parser.add_argument("--input", "-i", type=Path, action="append", default=[],
+                        help="an input replica, named as its LFN in inFiles (repeat for each)")
+    parser.add_argument("--trf", type=Path, required=True,
+                        help="the trf file to serve under the job's transformation URL name")
+    parser.add_argument("--run-dir", type=Path, required=True, help="new directory for this run")
+    parser.add_argument("--lifetime", type=int, default=None,
+                        help="pilot lifetime in seconds when the job has no maxWalltime (900)")
+    parser.add_argument("--full", action="store_true",
+                        help="print everything, including worker_attributes.json and the pilot log extract")
+    args = parser.parse_args(argv)
+    try:
+        verdict = run.replay(args.job, args.input, args.trf, args.run_dir, lifetime_s=args.lifetime)
+    except (run.HarnessError, ValueError, OSError) as err:
+        print(f"run_pilot_local: {err}", file=sys.stderr)
+        return 69
+    if not args.full:
+        verdict = {k: v for k, v in verdict.items() if k != "worker_attributes"}
+    print(json.dumps(verdict, indent=1, sort_keys=True))
+    return 0 if verdict.get("job_status") == "finished" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

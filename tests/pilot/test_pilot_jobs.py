@@ -1,0 +1,124 @@
+"""The real PanDA pilot (panda-pilot 3.7.0.36, generic workflow, Harvester PUSH) runs our trf.
+
+Each test reads the pilot's verdict on one job: what it would send to the PanDA server
+(worker_attributes.json), what its `mv` copytool staged out, and the trf's own reports.
+Pilot error codes: 1305 PAYLOADEXECUTIONFAILURE, 1165 MISSINGOUTPUTFILE, 1213 REACHEDMAXTIME,
+1378 what exit 2 would read as (LSETUPTIMEDOUT).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import pytest
+
+# Report fields that differ between two runs of the same job: times, durations, memory, GUIDs.
+VOLATILE = frozenset({"created", "started", "ended", "wallTime", "cpuTime", "cpuTimeTotal",
+                      "seconds", "rate_mib_s", "file_guid", "memory", "maxRSS", "maxRSSChildren"})
+
+
+def comparable(report):
+    """A job report without what differs between two runs of the same job."""
+    if isinstance(report, dict):
+        return {k: comparable(v) for k, v in report.items() if k not in VOLATILE}
+    if isinstance(report, list):
+        return [comparable(v) for v in report]
+    return report
+
+
+def _log_tarball_staged(verdict) -> bool:
+    return any(name.endswith(".log.tgz") for name in verdict["staged_out"])
+
+
+@pytest.mark.pilot_job("success")
+def test_pilot_finishes_inference_and_stages_out_the_prediction(verdicts):
+    verdict = verdicts["success"]
+    assert verdict["job_status"] == "finished", verdict["pilot_error_diag"]
+    assert (verdict["pilot_error_code"], verdict["trans_exit_code"]) == (0, 0)
+    assert "pred.h5" in verdict["staged_out"] and _log_tarball_staged(verdict)
+    staged = Path(verdict["run_dir"]) / "pilot-home" / "pred.h5"
+    assert verdict["staged_out"]["pred.h5"]["size"] == staged.stat().st_size > 0
+    with h5py.File(staged, "r") as pred:
+        assert pred["scores"].shape == (4, 320, 320, 3)
+        assert sorted(pred["event_id"][:]) == [0, 0, 1, 1]
+
+
+@pytest.mark.pilot_job("success")
+def test_our_job_report_reaches_the_metadata(verdicts):
+    verdict = verdicts["success"]
+    assert verdict["metadata"] == verdict["job_report"]
+    (output,) = verdict["metadata"]["files"]["output"]
+    assert output["subFiles"][0]["name"] == "pred.h5"
+    assert output["subFiles"][0]["nentries"] == 4
+    assert output["subFiles"][0]["adler32"] == verdict["staged_out"]["pred.h5"]["adler32"]
+    assert verdict["metadata"]["resource"]["transform"]["processedEvents"] == 4
+
+
+@pytest.mark.pilot_job("success")
+def test_pilot_downloaded_the_trf_from_the_loopback_server(verdicts):
+    log = (Path(verdicts["success"]["run_dir"]) / "sandbox.log").read_text()
+    assert '"GET /trf/dune-payload.pyz HTTP/1.1" 200' in log
+
+
+@pytest.mark.pilot_job("bad_argument")
+def test_argument_error_is_our_exit_7_not_a_setup_timeout(verdicts):
+    verdict = verdicts["bad_argument"]
+    assert verdict["job_status"] == "failed"
+    assert verdict["trans_exit_code"] == 7
+    assert verdict["pilot_error_code"] == 1305 != 1378
+    assert verdict["payload_error_report"]["error_code"] == 7
+    assert "--bogusOption" in verdict["payload_error_report"]["error_diag"]
+    assert verdict["metadata"] == verdict["job_report"]
+    assert verdict["metadata"]["exitAcronym"] == "TRF_ARG_ERROR"
+    assert "--bogusOption" in verdict["metadata"]["exitMsg"]
+    # panda-pilot 3.7.0.36 does not read payload_error_report.json (pilot3 added that in 3.7.6.8):
+    # exeErrorCode stays 0 and the reason travels in transExitCode and the metaData's exitMsg.
+    assert (verdict["exe_error_code"], verdict["exe_error_diag"]) == (0, "")
+
+
+@pytest.mark.pilot_job("missing_input")
+def test_missing_input_replica_fails_the_job_with_exit_9_naming_the_file(verdicts):
+    verdict = verdicts["missing_input"]
+    # the mv copytool stages inputs as symlinks and does not look behind them: the trf finds the gap
+    assert verdict["job_status"] == "failed"
+    assert (verdict["trans_exit_code"], verdict["pilot_error_code"]) == (9, 1305)
+    report = verdict["payload_error_report"]
+    assert report["error_code"] == 9 and "b.h5" in report["error_diag"]
+    assert verdict["metadata"]["exitAcronym"] == "TRF_INPUT_FILE_ERROR"
+    assert verdict["metadata"]["files"]["output"] == []
+    assert "pred.h5" not in verdict["staged_out"] and _log_tarball_staged(verdict)
+
+
+@pytest.mark.pilot_job("missing_output")
+def test_output_missing_from_outfiles_is_the_pilots_missingoutputfile(verdicts):
+    verdict = verdicts["missing_output"]
+    assert verdict["job_status"] == "failed"
+    assert verdict["pilot_error_code"] == 1165 and verdict["pilot_error_name"] == "MISSINGOUTPUTFILE"
+    assert "pred.h5" in verdict["pilot_error_diag"]
+    assert verdict["trans_exit_code"] == 0
+    # our report says what the trf did write, under which name
+    (output,) = verdict["metadata"]["files"]["output"]
+    assert output["subFiles"][0]["name"] == "predictions.h5"
+    assert verdict["metadata"]["exitCode"] == 0
+    assert "pred.h5" not in verdict["staged_out"]
+
+
+@pytest.mark.pilot_job("walltime")
+def test_pilot_ends_a_job_over_its_walltime_and_our_report_says_sigterm(verdicts):
+    verdict = verdicts["walltime"]
+    assert verdict["job_status"] == "failed"
+    assert verdict["pilot_error_code"] == 1213 and verdict["pilot_error_name"] == "REACHEDMAXTIME"
+    report = verdict["payload_error_report"]
+    assert report["error_code"] == 143 and "SIGTERM" in report["error_diag"]
+    assert verdict["job_report"]["exitAcronym"] == "TRF_SIG_TERM"
+    job_dir = Path(verdict["job_dir"])
+    assert not (job_dir / "trained.keras").exists() and "trained.keras" not in verdict["staged_out"]
+    assert "SIGTERM" in (job_dir / "payload.stderr").read_text()
+
+
+@pytest.mark.pilot_job("success", "installed")
+def test_pyz_and_installed_entry_point_report_the_same_job_identically(verdicts):
+    pyz, installed = verdicts["success"], verdicts["installed"]
+    assert installed["job_status"] == "finished"
+    assert comparable(pyz["job_report"]) == comparable(installed["job_report"])
+    assert pyz["staged_out"]["pred.h5"] == installed["staged_out"]["pred.h5"]

@@ -1,0 +1,177 @@
+"""The deep-learning framework under Keras: version, CUDA build, the GPU code it carries, its devices.
+
+Importing this module imports no framework; `probe_framework` does, which is why dry runs skip it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Iterable, Optional
+
+from wrapper.gpus import GPU, parse_cc
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+@dataclass(frozen=True)
+class FrameworkInfo:
+    """`sass`: machine code it carries ('sm_80'); `ptx`: code the driver can JIT ('compute_90').
+    Both empty means the framework does not say (JAX): its device list is then the only evidence.
+    """
+
+    name: str
+    version: str
+    backend: str
+    cuda_build: bool
+    cuda_version: Optional[str]
+    sass: tuple = ()
+    ptx: tuple = ()
+    devices: tuple = ()                  # every device it lists, by its own names
+    gpu_devices: tuple = ()              # its GPUs, as GPU records (name, cc, memory where it says)
+    keras_version: Optional[str] = None
+
+    @property
+    def arch_text(self) -> str:
+        archs = self.sass + self.ptx
+        return ", ".join(archs) if archs else "not reported"
+
+    def to_report(self) -> dict:
+        return {"name": self.name, "version": self.version, "backend": self.backend,
+                "keras_version": self.keras_version, "cuda_build": self.cuda_build,
+                "cuda_version": self.cuda_version, "sass": list(self.sass), "ptx": list(self.ptx),
+                "devices": list(self.devices)}
+
+
+def keras_backend() -> str:
+    """The backend Keras will load: KERAS_BACKEND, else keras.json in KERAS_HOME (~/.keras)."""
+    backend = os.environ.get("KERAS_BACKEND")
+    if not backend:
+        home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+        try:
+            backend = json.loads((home / "keras.json").read_text()).get("backend")
+        except (OSError, ValueError, AttributeError):
+            backend = None
+    return backend or "tensorflow"
+
+
+def split_archs(archs: Iterable[str]) -> tuple:
+    """Split a build's architecture list into (SASS, PTX): 'sm_80' is machine code,
+    'compute_90' is PTX; an old TensorFlow's bare '3.5' means sm_35."""
+    sass, ptx = [], []
+    for arch in archs:
+        arch = str(arch).strip()
+        bare = parse_cc(arch)
+        if bare:
+            sass.append("sm_%d%d" % bare)
+        elif arch.startswith("sm_"):
+            sass.append(arch)
+        elif arch.startswith("compute_"):
+            ptx.append(arch)
+    return tuple(sass), tuple(ptx)
+
+
+def arch_cc(arch: str) -> tuple:
+    """'sm_89' → ((8, 9), ''), 'compute_90a' → ((9, 0), 'a'), 'sm_100' → ((10, 0), '')."""
+    match = re.fullmatch(r"(?:sm|compute)_(\d+?)(\d)([a-z]?)", arch)
+    if not match:
+        raise ValueError(f"not a CUDA architecture: {arch!r}")
+    return (int(match.group(1)), int(match.group(2))), match.group(3)
+
+
+def probe_framework(backend: Optional[str] = None) -> tuple:
+    """Import the Keras backend and read its build: (FrameworkInfo or None, problems). Never raises."""
+    backend = backend or keras_backend()
+    probe = {"tensorflow": _probe_tensorflow, "jax": _probe_jax, "torch": _probe_torch}.get(backend)
+    if probe is None:
+        return None, (f"framework: unknown Keras backend {backend!r} (expected one of {', '.join(BACKENDS)})",)
+    try:
+        return probe(), ()
+    except ImportError as err:
+        return None, (f"framework: Keras backend {backend!r} is not installed ({err})",)
+    except Exception as err:  # a broken install must not stop detection; it is reported instead
+        return None, (f"framework: probing {backend} failed: {type(err).__name__}: {err}",)
+
+
+def _keras_version() -> Optional[str]:
+    try:
+        return metadata.version("keras")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _probe_tensorflow() -> FrameworkInfo:
+    import tensorflow as tf
+
+    info = tf.sysconfig.get_build_info()
+    cuda_build = bool(info.get("is_cuda_build"))
+    sass, ptx = split_archs(info.get("cuda_compute_capabilities") or ())
+    gpus = []
+    for index, device in enumerate(tf.config.list_physical_devices("GPU")):
+        details = tf.config.experimental.get_device_details(device)
+        cc = details.get("compute_capability")
+        gpus.append(GPU(index=index, name=details.get("device_name", device.name), uuid=None,
+                        compute_capability=tuple(cc) if cc else None, memory_mib=None,
+                        mig_mode=None, cc_source="framework" if cc else None))
+    return FrameworkInfo(name="tensorflow", version=tf.__version__, backend="tensorflow",
+                         cuda_build=cuda_build,
+                         cuda_version=info.get("cuda_version") if cuda_build else None,
+                         sass=sass, ptx=ptx,
+                         devices=tuple(d.name for d in tf.config.list_physical_devices()),
+                         gpu_devices=tuple(gpus), keras_version=_keras_version())
+
+
+def _probe_torch() -> FrameworkInfo:
+    import torch
+
+    cuda_version = torch.version.cuda
+    sass, ptx = split_archs(torch.cuda.get_arch_list() if cuda_version else ())
+    gpus = []
+    for index in range(torch.cuda.device_count() if cuda_version else 0):
+        props = torch.cuda.get_device_properties(index)
+        uuid = str(getattr(props, "uuid", "") or "") or None
+        gpus.append(GPU(index=index, name=props.name,
+                        uuid=("GPU-" + uuid) if uuid and not uuid.startswith(("GPU-", "MIG-")) else uuid,
+                        compute_capability=(props.major, props.minor),
+                        memory_mib=props.total_memory // 2**20, mig_mode=None, cc_source="framework"))
+    devices = ("cpu",) + tuple(f"cuda:{g.index}" for g in gpus)
+    return FrameworkInfo(name="torch", version=torch.__version__, backend="torch",
+                         cuda_build=cuda_version is not None, cuda_version=cuda_version,
+                         sass=sass, ptx=ptx, devices=devices, gpu_devices=tuple(gpus),
+                         keras_version=_keras_version())
+
+
+def _probe_jax() -> FrameworkInfo:
+    import importlib.util
+
+    import jax
+
+    plugin = any(importlib.util.find_spec(f"jax_plugins.xla_cuda{major}") is not None
+                 for major in (11, 12, 13)) if importlib.util.find_spec("jax_plugins") else False
+    devices = jax.devices()
+    gpus = tuple(GPU(index=i, name=d.device_kind, uuid=None,
+                     compute_capability=parse_cc(str(getattr(d, "compute_capability", ""))),
+                     memory_mib=None, mig_mode=None, cc_source="framework")
+                 for i, d in enumerate(x for x in devices if x.platform == "gpu"))
+    return FrameworkInfo(name="jax", version=jax.__version__, backend="jax",
+                         cuda_build=plugin or bool(gpus), cuda_version=_jax_cuda_version(),
+                         devices=tuple(str(d) for d in devices), gpu_devices=gpus,
+                         keras_version=_keras_version())
+
+
+def _jax_cuda_version() -> Optional[str]:
+    """CUDA runtime of jaxlib's CUDA plugin; JAX has no public call for it, so absence is normal."""
+    try:
+        from jax._src.lib import cuda_versions
+    except ImportError:
+        return None
+    if cuda_versions is None:
+        return None
+    try:
+        value = cuda_versions.cuda_runtime_get_version()
+    except Exception:  # private API of jaxlib: any failure only means "not known"
+        return None
+    return "%d.%d" % (value // 1000, (value % 1000) // 10)

@@ -1,0 +1,125 @@
+"""From what a task names to concrete files to fetch, in the order DESIGN §2 gives.
+
+1. an LFN the pilot already staged in the job directory;
+2. an entry of PoolFileCatalog.xml (its TURL then goes through 3-5);
+3. `s3://bucket/key` (a glob such as `s3://bucket/prefix/*.h5` expands to the matching keys);
+4. `https://…` / `http://…` (`davs://` / `dav://` are the same over WebDAV);
+5. a local path (globs expand).
+A trailing `#ad:1a2b3c4d` on any of them is the expected adler32.
+"""
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, List, Mapping, Optional
+from urllib.parse import unquote, urlsplit
+
+from wrapper.redact import redact
+from wrapper.staging.catalog import CatalogEntry, load_catalog
+from wrapper.staging.failures import input_error
+from wrapper.staging.names import is_lfn, local_name
+from wrapper.staging.options import StagingOptions
+from wrapper.staging.verify import Expected, split_checksum
+
+GLOB_CHARS = "*?["
+WEBDAV = {"davs": "https", "dav": "http"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One concrete file: how to fetch it and what it should be.
+
+    `uri` is redacted (for messages and reports); `location` is the real s3:// URI, URL or path,
+    which may carry a signature and is never logged; `name` is the job-directory file name.
+    """
+
+    uri: str
+    source: str          # staged | pfc | s3 | https | local (what the report says)
+    scheme: str          # staged | s3 | https | local (how it is fetched)
+    location: str
+    name: str
+    expected: Expected
+
+
+class Planner:
+    """Turns URIs into Plans for one staging call; reads the catalogue once, lists S3 only for globs."""
+
+    def __init__(self, options: StagingOptions, expand_s3: Callable[[str, str], List[str]]):
+        self.options = options
+        self.expand_s3 = expand_s3
+        self._catalog: Optional[Mapping[str, CatalogEntry]] = None
+
+    @property
+    def catalog(self) -> Mapping[str, CatalogEntry]:
+        if self._catalog is None:
+            self._catalog = load_catalog(self.options.workdir)
+        return self._catalog
+
+    def plan(self, raw: str) -> List[Plan]:
+        """The files `raw` stands for (several for a glob); InputFileError when there is none."""
+        text, expected = split_checksum(raw.strip())
+        shown = redact(text)
+        if not text:
+            raise input_error("''", "uri", "bad-uri", "empty input name")
+        workdir = self.options.workdir
+        if "://" not in text and "/" not in text and is_lfn(text):
+            if (workdir / text).exists():
+                return [Plan(shown, "staged", "staged", str(workdir / text), text, expected)]
+            entry = self.catalog.get(text)
+            if entry is not None:
+                return [self._from_catalog(entry, expected)]
+        return self._by_scheme(text, shown, expected, "")
+
+    def _from_catalog(self, entry: CatalogEntry, expected: Expected) -> Plan:
+        expected = expected.merged(entry.expected)
+        unsupported = []
+        for turl in entry.pfns:
+            if turl == entry.lfn:
+                continue
+            scheme = _scheme(turl)
+            if scheme in ("s3", "https", "http", "davs", "dav", "file", ""):
+                plans = self._by_scheme(turl, redact(turl), expected, entry.lfn)
+                return replace(plans[0], source="pfc")
+            unsupported.append(scheme)
+        raise input_error(entry.lfn, "pfc", "unsupported",
+                          f"PoolFileCatalog.xml gives only TURLs this job cannot read "
+                          f"({', '.join(sorted(set(unsupported))) or 'none besides the LFN'}), and the "
+                          "pilot did not stage the file")
+
+    def _by_scheme(self, text: str, shown: str, expected: Expected, lfn: str) -> List[Plan]:
+        scheme = _scheme(text)
+        if scheme == "s3":
+            locations = [text]
+            if any(c in text[5:] for c in GLOB_CHARS):
+                locations = self.expand_s3(shown, text)
+            return [Plan(redact(loc), "s3", "s3", loc, lfn or local_name(_key(loc), redact(loc), "s3"),
+                         expected) for loc in locations]
+        if scheme in ("https", "http", "davs", "dav"):
+            url = WEBDAV.get(scheme, scheme) + text[len(scheme):]
+            name = lfn or local_name(unquote(urlsplit(url).path)[1:], shown, "https")
+            return [Plan(shown, "https", "https", url, name, expected)]
+        if scheme == "file":
+            return self._local(unquote(urlsplit(text).path), shown, expected)
+        if scheme:
+            raise input_error(shown, "uri", "unsupported", f"no reader for {scheme}:// here; use s3://, "
+                              "https:// or a local path, or let the pilot stage the file")
+        return self._local(text, shown, expected)
+
+    def _local(self, text: str, shown: str, expected: Expected) -> List[Plan]:
+        path = Path(text).expanduser()
+        path = path if path.is_absolute() else self.options.workdir / path
+        matches = sorted(glob.glob(str(path))) if any(c in text for c in GLOB_CHARS) else [str(path)]
+        found = [m for m in matches if Path(m).exists()]
+        if not found:
+            where = "not in the job directory, not in PoolFileCatalog.xml, and no such local file"
+            raise input_error(shown, "local", "not-found", where if "/" not in text else "no such file")
+        return [Plan(redact(m), "local", "local", m, "", expected) for m in found]
+
+
+def _scheme(text: str) -> str:
+    return text.split("://", 1)[0].lower() if "://" in text else ""
+
+
+def _key(location: str) -> str:
+    return location[5:].partition("/")[2]
