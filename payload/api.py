@@ -37,6 +37,9 @@ class RunConfig:
     seed: int = 12345
     precision: str = "float32"           # float32 | mixed_float16 | mixed_bfloat16
     prefetch_batches: int = 2
+    gpus: int = 0                        # local GPUs to use; more than one runs data-parallel
+    cluster: Optional[Mapping] = None    # TF_CONFIG of a multi-worker training (payload.distribute)
+    collective_timeout_s: float = 600.0  # a worker waits this long for the others, then fails
 
 
 @dataclass(frozen=True)

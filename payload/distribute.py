@@ -21,21 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Mapping, Optional
 
 import numpy as np
 
-from payload.errors import PayloadError
+from payload.errors import CollectiveError
 
-KINDS = ("default", "mirrored", "multi_worker", "jax_data_parallel")
 DEFAULT_TIMEOUT_S = 600.0
 
 _built: dict = {}
-
-
-class CollectiveError(PayloadError):
-    """A collective operation between workers failed or timed out (a worker died or hangs)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +44,7 @@ class DistributionPlan:
     worker_index: int = 0
     timeout_s: float = DEFAULT_TIMEOUT_S
     cluster: Optional[Mapping] = None       # TF_CONFIG of a multi-worker plan
+    device_type: str = "gpu"                # the local devices replicas run on ("cpu" in tests)
 
     @property
     def replicas(self) -> int:
@@ -106,14 +103,14 @@ def plan_distribution(gpus: int, cluster: Optional[Mapping] = None, *, backend: 
 def make_strategy(plan: DistributionPlan):
     """The strategy object of `plan` (a tf.distribute.Strategy, a keras.distribution.DataParallel,
     or None for the default), built once per process and plan."""
-    key = (plan.kind, plan.gpus, plan.workers, plan.worker_index)
+    key = (plan.kind, plan.gpus, plan.workers, plan.worker_index, plan.device_type)
     if key in _built:
         return _built[key]
     strategy = None
     if plan.kind == "mirrored":
         import tensorflow as tf
 
-        strategy = tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(plan.gpus)])
+        strategy = tf.distribute.MirroredStrategy([f"/{plan.device_type}:{i}" for i in range(plan.gpus)])
     elif plan.kind == "multi_worker":
         import tensorflow as tf
 
@@ -123,6 +120,7 @@ def make_strategy(plan: DistributionPlan):
             task_id=int(task["index"]), num_accelerators={"GPU": plan.gpus}, rpc_layer="grpc")
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=plan.timeout_s)
         _bound_cluster_wait(plan.timeout_s)
+        rendezvous(plan)
         try:
             strategy = tf.distribute.MultiWorkerMirroredStrategy(resolver, communication_options=options)
         except (RuntimeError, *_collective_errors()) as err:
@@ -131,9 +129,56 @@ def make_strategy(plan: DistributionPlan):
         import keras
 
         strategy = keras.distribution.DataParallel(
-            devices=keras.distribution.list_devices("gpu")[:plan.gpus])
+            devices=keras.distribution.list_devices(plan.device_type)[:plan.gpus])
+        # set for the whole process: Keras shards each batch of train_on_batch / predict_on_batch
+        # over the devices only while a distribution is set
+        keras.distribution.set_distribution(strategy)
     _built[key] = strategy
     return strategy
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def rendezvous(plan: DistributionPlan, poll_s: float = 0.2) -> None:
+    """Wait, at most `plan.timeout_s`, until every other worker listens on its address.
+
+    TensorFlow's start-up blocks without a timeout until all workers are up, so a worker that
+    never started would hang the others for the whole walltime. Each worker listens on its own
+    address meanwhile (its TensorFlow server takes the port over right after) and connects to every
+    peer; a peer that is still missing at the deadline is named in the error."""
+    import socket
+
+    task = plan.cluster["task"]
+    tasks = plan.cluster["cluster"]
+    mine = tasks[task["type"]][int(task["index"])]
+    peers = [a for kind in ("chief", "worker") for a in tasks.get(kind, ()) if a != mine]
+    host, port = _address(mine)
+    try:
+        listener = socket.create_server((host, port), reuse_port=False)
+    except OSError as err:
+        raise CollectiveError(f"worker {plan.worker_index}: cannot listen on {mine} ({err.strerror}): "
+                              "the port is taken or the host name is not this node's; choose "
+                              "another --workerPort") from None
+    deadline = time.monotonic() + plan.timeout_s
+    try:
+        while peers:
+            for peer in list(peers):
+                try:
+                    socket.create_connection(_address(peer), timeout=poll_s).close()
+                    peers.remove(peer)
+                except OSError:
+                    continue
+            if peers and time.monotonic() > deadline:
+                raise CollectiveError(f"worker {plan.worker_index} of {plan.workers}: worker(s) "
+                                      f"{', '.join(peers)} did not start within {plan.timeout_s:g} s; "
+                                      "the job fails instead of waiting for them")
+            if peers:
+                time.sleep(poll_s)
+    finally:
+        listener.close()
 
 
 def _bound_cluster_wait(timeout_s: float) -> None:
@@ -150,7 +195,9 @@ def _bound_cluster_wait(timeout_s: float) -> None:
 def scope(plan: DistributionPlan):
     """Build and compile the model inside this context so its variables are mirrored."""
     strategy = make_strategy(plan)
-    return contextlib.nullcontext() if strategy is None else strategy.scope()
+    if strategy is None or plan.kind == "jax_data_parallel":
+        return contextlib.nullcontext()
+    return strategy.scope()
 
 
 def _slices(array: np.ndarray, parts: int) -> list[np.ndarray]:
@@ -184,24 +231,28 @@ def train_step(model, plan: DistributionPlan) -> Callable[[np.ndarray, np.ndarra
     replicas = strategy.num_replicas_in_sync
     optimizer = model.optimizer
 
-    def replica_step(x, y):
+    def replica_step(x, y, total):
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
-            loss = model.loss(y, logits)          # Keras scales it by 1/replicas under a strategy
+            # Keras divides a loss by the replicas under a strategy; weighing each replica by its
+            # share of the events makes the sum over replicas the mean over the global batch
+            share = tf.cast(tf.shape(x)[0], logits.dtype) * replicas / tf.cast(total, logits.dtype)
+            loss = tf.cast(model.loss(y, logits), logits.dtype) * share
             if model.losses:
-                loss = loss + tf.add_n(model.losses) / replicas
+                loss = loss + tf.cast(tf.add_n(model.losses), logits.dtype) / replicas
             scaled = optimizer.scale_loss(loss)   # mixed_float16 loss scaling; identity otherwise
         gradients = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss
 
     @tf.function(reduce_retracing=True)
-    def step(x, y):
-        return strategy.reduce("SUM", strategy.run(replica_step, args=(x, y)), axis=None)
+    def step(x, y, total):
+        return strategy.reduce("SUM", strategy.run(replica_step, args=(x, y, total)), axis=None)
 
     def run(x: np.ndarray, y: np.ndarray) -> float:
+        total = tf.constant(max(len(x), replicas), tf.float32)
         try:
-            return float(step(_per_replica(strategy, x), _per_replica(strategy, y)))
+            return float(step(_per_replica(strategy, x), _per_replica(strategy, y), total))
         except _collective_errors() as err:
             raise CollectiveError(_collective_message(plan, err)) from None
 

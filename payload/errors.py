@@ -33,3 +33,7 @@ class TrainingDivergedError(PayloadError):
 
 class StopRequested(PayloadError):
     """The caller asked the running step to stop (through `should_stop`)."""
+
+
+class CollectiveError(PayloadError):
+    """Workers of a multi-worker training lost each other: one did not start, died or hangs."""

@@ -31,25 +31,31 @@ def prediction_model(model_path: Path, config: InferConfig):
     float32 softmax so probabilities come out of the compiled step. Raises ModelFileError."""
     import keras
 
+    from payload import distribute
     from payload.modelfile import load_model
     from payload.precision import dtype_policy
 
-    with dtype_policy(config.precision):
+    with dtype_policy(config.precision), distribute.scope(distribute.plan_distribution(config.gpus)):
         network = load_model(model_path, config.model_config)
         probs = keras.layers.Softmax(dtype="float32", name="probabilities")(network.output)
-    return keras.Model(network.input, probs, name=network.name)
+        return keras.Model(network.input, probs, name=network.name)
 
 
 def predict_batches(model, inputs: Sequence, config: InferConfig, *, with_labels: bool,
                     should_stop: Optional[StopFn] = None) -> Iterator[tuple[Batch, np.ndarray]]:
-    """(batch, probabilities float32 [B, 320, 320, 3]) for the selected events, in order."""
-    batches = iter_batches(inputs, config.batch_size, skip_events=config.skip_events,
+    """(batch, probabilities float32 [B, 320, 320, 3]) for the selected events, in order.
+    With several GPUs (`config.gpus`) each batch holds `batch_size` events per GPU, split over them."""
+    from payload import distribute
+
+    plan = distribute.plan_distribution(config.gpus)
+    predict = distribute.predict_step(model, plan)
+    batches = iter_batches(inputs, plan.global_batch(config.batch_size), skip_events=config.skip_events,
                            max_events=config.max_events, with_labels=with_labels,
                            prefetch=config.prefetch_batches)
     for batch in batches:
         if should_stop is not None and should_stop():
             raise StopRequested(f"stop requested after {batch.source} event {batch.first_index}")
-        yield batch, model.predict_on_batch(batch.images)
+        yield batch, predict(batch.images)
 
 
 def _prediction_attrs(model_path: Path, config: InferConfig, provenance: Provenance, counts) -> dict:

@@ -18,6 +18,7 @@ checkpoint in the middle of an epoch.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -210,15 +211,18 @@ def _check_stop(should_stop: Optional[StopFn], where: str) -> None:
         raise StopRequested(f"stop requested during {where}")
 
 
-def validate(model, loss_fn, batches, should_stop: Optional[StopFn] = None) -> dict:
-    """Validation loss (without the L2 penalty) and segmentation metrics, keys prefixed `val_`."""
+def validate(model, loss_fn, batches, should_stop: Optional[StopFn] = None, predict=None) -> dict:
+    """Validation loss (without the L2 penalty) and segmentation metrics, keys prefixed `val_`.
+    `predict` (images → logits) defaults to `model.predict_on_batch`."""
     from keras import ops
+
+    predict = predict or model.predict_on_batch
 
     cm = ConfusionMatrix()
     loss_sum, n = 0.0, 0
     for batch in batches:
         _check_stop(should_stop, "validation")
-        logits = model.predict_on_batch(batch.images)
+        logits = predict(batch.images)
         loss_sum += float(ops.convert_to_numpy(loss_fn(batch.labels, logits))) * len(logits)
         n += len(logits)
         cm.add(batch.labels, np.argmax(logits, axis=-1))
@@ -270,6 +274,12 @@ def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
     from payload.model import build_model, describe, get_config
     from payload.precision import dtype_policy
 
+    from payload import distribute
+
+    # MultiWorkerMirroredStrategy must exist before the framework runs its first operation
+    plan = distribute.plan_distribution(config.gpus, config.cluster, timeout_s=config.collective_timeout_s)
+    distribute.make_strategy(plan)
+    config = dataclasses.replace(config, batch_size=plan.global_batch(config.batch_size))
     inputs = list(inputs)
     counts = inspect_inputs(inputs, require_labels=True)
     n_train, n_val = split_events(sum(c.events for c in counts), config)
@@ -284,17 +294,19 @@ def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
 
     with dtype_policy(config.precision):
         keras.utils.set_random_seed(config.seed)
-        if init_model is not None and checkpoint is None:
-            model = load_model(init_model, model_config.name)
-        else:
-            model = build_model(model_config)
-        loss_fn = make_loss(config.loss, state.class_weights)
-        model.compile(optimizer=keras.optimizers.Adam(state.learning_rate), loss=loss_fn)
-        model.optimizer.build(model.trainable_variables)
-        resumed_from = None
-        if checkpoint is not None:
-            restore_variables(checkpoint, model)
-            resumed_from = state.epoch
+        with distribute.scope(plan):
+            if init_model is not None and checkpoint is None:
+                model = load_model(init_model, model_config.name)
+            else:
+                model = build_model(model_config)
+            loss_fn = make_loss(config.loss, state.class_weights)
+            model.compile(optimizer=keras.optimizers.Adam(state.learning_rate), loss=loss_fn)
+            model.optimizer.build(model.trainable_variables)
+            resumed_from = None
+            if checkpoint is not None:
+                restore_variables(checkpoint, model)
+                resumed_from = state.epoch
+        train_step = distribute.train_step(model, plan)
 
         steps = math.ceil(n_train / config.batch_size)
         last_checkpoint = time.monotonic()
@@ -312,7 +324,7 @@ def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
                 if step < state.step:
                     continue  # trained before the checkpoint this run resumed from
                 _check_stop(should_stop, stage)
-                loss = model.train_on_batch(images, labels, return_dict=True)["loss"]
+                loss = train_step(images, labels)
                 if not math.isfinite(loss):
                     raise TrainingDivergedError(
                         f"the training loss became {loss} at epoch {state.epoch + 1}, step {step + 1} of "
@@ -322,11 +334,12 @@ def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
                 if (config.checkpoint_dir is not None and state.step < steps
                         and time.monotonic() - last_checkpoint >= config.checkpoint_every_s):
                     checkpoint_now()
+            distribute.sync_batch_stats(model, plan)   # every worker validates the same weights
             logs = {"loss": state.loss_sum / max(state.step, 1), "learning_rate": state.learning_rate}
             if n_val:
                 report(Progress(f"validation {state.epoch + 1}/{config.epochs}", 0, n_val))
                 logs.update(validate(model, loss_fn, _validation_batches(inputs, config, n_train, n_val),
-                                     should_stop))
+                                     should_stop, distribute.predict_step(model, plan)))
             _end_epoch(state, logs, config, model.optimizer)
             report(Progress(stage, steps, steps, "steps", logs))
             if config.checkpoint_dir is not None:

@@ -30,11 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, required=True, help="new directory for this run")
     parser.add_argument("--lifetime", type=int, default=None,
                         help="pilot lifetime in seconds when the job has no maxWalltime (900)")
+    parser.add_argument("--sigterm-after", metavar="TEXT", default=None,
+                        help="send the pilot SIGTERM (as a batch system would) once TEXT appears in "
+                             "the trf's payload.stdout")
     parser.add_argument("--full", action="store_true",
                         help="print everything, including worker_attributes.json and the pilot log extract")
     args = parser.parse_args(argv)
     try:
-        verdict = run.replay(args.job, args.input, args.trf, args.run_dir, lifetime_s=args.lifetime)
+        verdict = run.replay(args.job, args.input, args.trf, args.run_dir, lifetime_s=args.lifetime,
+                             sigterm_after=args.sigterm_after)
     except (run.HarnessError, ValueError, OSError) as err:
         print(f"run_pilot_local: {err}", file=sys.stderr)
         return 69

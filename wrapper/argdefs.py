@@ -79,7 +79,8 @@ ARGS: tuple[ArgDef, ...] = (
     ArgDef("earlyStopping", "early_stopping", INT, 0, "stop after this many epochs without "
            "validation improvement (0: off)", "training", minimum=0),
     ArgDef("checkpointPrefix", "checkpoint_prefix", STR, None, "where checkpoints live, keyed by "
-           "task (e.g. s3://bucket/task-42/): a retried job resumes from the latest complete one; "
+           "task (e.g. s3://bucket/task-{taskid}/, {taskid} being PanDA_TaskID): a retried job resumes "
+           "from the latest complete one; "
            "default: checkpoints/ in the job directory", "training", metavar="URI"),
     ArgDef("checkpointInterval", "checkpoint_interval", FLOAT, 300.0, "seconds between periodic "
            "checkpoints", "training", minimum=1.0),
@@ -98,6 +99,14 @@ ARGS: tuple[ArgDef, ...] = (
            minimum=0, maximum=64),
     ArgDef("precision", "precision", STR, "auto", "numeric policy; auto: the build's", "platform",
            choices=PRECISIONS),
+    ArgDef("multiWorker", "multi_worker", STR, "auto", "auto: when srun/jsrun/mpirun started several "
+           "copies of the trf (or TF_CONFIG is set), train together with MultiWorkerMirroredStrategy, "
+           "rank 0 writing outputs and reports; off: each copy is an independent job", "platform",
+           choices=("auto", "off")),
+    ArgDef("workerPort", "worker_port", INT, 12345, "first TCP port of the workers' collectives on "
+           "each node (local rank N listens on port+N)", "platform", minimum=1024, maximum=65535),
+    ArgDef("workerTimeout", "worker_timeout", FLOAT, 600.0, "seconds a worker waits for the others "
+           "(start-up, each collective) before failing instead of hanging", "platform", minimum=5.0),
     ArgDef("showPlatform", "show_platform", BOOL, False, "print the detected platform and the build "
            "that would be chosen, then exit", "platform"),
     # staging

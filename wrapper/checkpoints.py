@@ -322,14 +322,20 @@ class CheckpointSync:
     def __call__(self, path: Path) -> None:
         path = Path(path)
         copy = self.staging / path.name
-        shutil.rmtree(copy, ignore_errors=True)
-        copy.mkdir(parents=True)
-        for file in sorted(path.iterdir()):
-            if file.is_file():
-                try:
-                    os.link(file, copy / file.name)
-                except OSError:  # another file system: copy instead
-                    shutil.copyfile(file, copy / file.name)
+        try:
+            shutil.rmtree(copy, ignore_errors=True)
+            copy.mkdir(parents=True)
+            for file in sorted(path.iterdir()):
+                if file.is_file():
+                    try:
+                        os.link(file, copy / file.name)
+                    except OSError:  # another file system: copy instead
+                        shutil.copyfile(file, copy / file.name)
+        except OSError as err:
+            self.failed.append(path.name)
+            log(f"checkpoint {path.name}: not queued for upload: {err.strerror or err}")
+            shutil.rmtree(copy, ignore_errors=True)
+            return
         self._queue.put(copy)
 
     def _run(self) -> None:

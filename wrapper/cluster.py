@@ -203,6 +203,9 @@ def from_slurm(env: Mapping[str, str], port: int) -> Optional[ClusterSpec]:
     rank = _int(env, "SLURM_PROCID")
     if size is None or rank is None or not env.get("SLURM_STEP_NODELIST"):
         return None
+    mpi_size = _int(env, "OMPI_COMM_WORLD_SIZE") or _int(env, "PMI_SIZE")
+    if mpi_size is not None and mpi_size != size:
+        return None   # mpirun inside an allocation: the step is its daemons', the ranks are MPI's
     _check_rank("Slurm", rank, size, "SLURM_PROCID, SLURM_STEP_NUM_TASKS")
     nodes = expand_nodelist(env["SLURM_STEP_NODELIST"])
     counts = expand_tasks_per_node(env.get("SLURM_STEP_TASKS_PER_NODE", "") or
@@ -282,8 +285,9 @@ def from_jsrun(env: Mapping[str, str], port: int) -> Optional[ClusterSpec]:
 
 def from_mpi(env: Mapping[str, str], port: int) -> Optional[ClusterSpec]:
     """Plain MPI ranks: Open MPI (OMPI_COMM_WORLD_*) or MPICH/Intel MPI (PMI_RANK/PMI_SIZE).
-    MPI names no peer hosts: ranks on one host talk over loopback; ranks on several hosts need
-    DUNE_WORKER_HOSTS (a Slurm-style host list, one entry per host, in rank order)."""
+    MPI names no peer hosts: ranks on one host talk over loopback; ranks on several hosts take the
+    hosts from DUNE_WORKER_HOSTS (a Slurm-style host list, one entry per host, in rank order) or,
+    for mpirun inside a Slurm allocation, SLURM_JOB_NODELIST."""
     for rank_name, size_name, local_name, local_size_name in (
             ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
              "OMPI_COMM_WORLD_LOCAL_SIZE"),
@@ -294,14 +298,15 @@ def from_mpi(env: Mapping[str, str], port: int) -> Optional[ClusterSpec]:
         _check_rank("MPI", rank, size, f"{rank_name}, {size_name}")
         if size == 1:
             return ClusterSpec("mpi")
-        local_size = _int(env, local_size_name) or (size if not env.get(HOSTS_ENV) else None)
-        if env.get(HOSTS_ENV):
-            hosts = expand_nodelist(env[HOSTS_ENV])
+        host_list = env.get(HOSTS_ENV) or env.get("SLURM_JOB_NODELIST")
+        local_size = _int(env, local_size_name) or (size if not host_list else None)
+        if host_list and local_size != size:
+            hosts = expand_nodelist(host_list)
             if local_size is None:
                 local_size = size // len(hosts) if size % len(hosts) == 0 else 0
             if not local_size or len(hosts) * local_size != size:
-                raise ClusterError(f"MPI: {size} ranks do not fit {len(hosts)} host(s) of "
-                                   f"{HOSTS_ENV} at {local_size} rank(s) per host")
+                raise ClusterError(f"MPI: {size} ranks do not fit the {len(hosts)} host(s) of "
+                                   f"{HOSTS_ENV} or SLURM_JOB_NODELIST at {local_size} rank(s) per host")
         elif local_size == size:
             hosts = ["127.0.0.1"]
         else:
@@ -337,19 +342,46 @@ def detect_cluster(env: Optional[Mapping[str, str]] = None, *, port: int = DEFAU
 # What the job does with it
 
 
-def apply_tf_config(spec: ClusterSpec, env: Optional[dict] = None) -> None:
-    """Set TF_CONFIG for the framework (before it is imported), or remove a stale one for a
-    single worker so the framework never waits for peers that do not exist."""
-    env = os.environ if env is None else env
-    if spec.multi_worker:
-        env["TF_CONFIG"] = json.dumps(spec.tf_config())
-    else:
-        env.pop("TF_CONFIG", None)
-
-
 def worker_workdir(spec: ClusterSpec, workdir: Path) -> Path:
     """Where this worker writes outputs and reports: the job directory for the chief, a private
     temporary directory for the others (their copies are identical and the pilot must see one)."""
     if spec.is_chief:
         return Path(workdir)
     return Path(tempfile.mkdtemp(prefix=f"dune-worker{spec.rank}-"))
+
+
+# ---------------------------------------------------------------------------------------------
+# One line each for the job flow
+
+
+def job_cluster(spec) -> ClusterSpec:
+    """This copy's ClusterSpec from the launcher's environment and --multiWorker/--workerPort."""
+    return detect_cluster(port=spec.worker_port, multi_worker=spec.multi_worker)
+
+
+def idle_worker(spec, cluster: ClusterSpec) -> bool:
+    """True for the non-chief copies of an inference or evaluation: those scale by PanDA jobs, not
+    by workers, so only rank 0 works and the others end at once with exit 0."""
+    return cluster.multi_worker and not cluster.is_chief and spec.mode != "train"
+
+
+def local_gpus(spec, selection) -> int:
+    """GPUs this process drives: those the chosen build runs on, at most --gpus."""
+    count = len(selection.gpus)
+    return count if spec.gpus is None else min(count, spec.gpus)
+
+
+def payload_distribution(spec, cluster: ClusterSpec, gpus: int) -> dict:
+    """The RunConfig fields (`gpus`, `cluster`, `collective_timeout_s`) for this job's payload."""
+    return {"gpus": gpus, "cluster": (cluster.tf_config() or None) if spec.mode == "train" else None,
+            "collective_timeout_s": spec.worker_timeout}
+
+
+def distribution_report(spec, cluster: ClusterSpec, gpus: int, batch_size: int) -> dict:
+    """The report's `distribution` section: where this copy sits, the strategy, the global batch."""
+    from payload.distribute import plan_distribution
+
+    fields = payload_distribution(spec, cluster, gpus)
+    plan = plan_distribution(gpus, fields["cluster"], timeout_s=spec.worker_timeout)
+    return {**plan.to_report(), "perReplicaBatch": batch_size, "globalBatch": plan.global_batch(batch_size),
+            "cluster": cluster.to_report()}

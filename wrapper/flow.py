@@ -79,21 +79,32 @@ def _source_kind(uri: str, workdir: Path) -> str:
     return "local"
 
 
-def _checkpoint_dir(spec: JobSpec, workdir: Path) -> Path:
-    if spec.checkpoint_prefix and "://" not in spec.checkpoint_prefix:
-        return Path(spec.checkpoint_prefix)
-    return workdir / "checkpoints"
-
-
 def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop,
-            printer: ProgressPrinter, deadline: Optional[float]) -> None:
+            printer: ProgressPrinter, deadline: Optional[float], job_cluster) -> None:
     """Stage, choose, run and publish one job, recording each step in the report."""
-    from payload.api import inspect_inputs
     from wrapper.requirements_check import check_requirements
-    from wrapper.staging import publish_outputs, report_entry, resolve_one, stage_inputs
+    from wrapper.staging import report_entry
 
-    check_requirements(spec.mode)
+    uris = (*spec.input_events, spec.model_file, spec.output_prefix, spec.build_manifest,
+            spec.checkpoint_prefix)
+    check_requirements(spec.mode, uris=[u for u in uris if u], plots=bool(spec.output_plot))
     options = staging_options(spec, report.workdir)
+    staged = _stage_in(spec, report, options, printer)
+    try:
+        ctx = _prepare(spec, report, options, staged, stop, printer, deadline, job_cluster)
+        result = _run(spec, report, outputs, ctx, stop, deadline)
+    finally:
+        # Direct-access readers hold connections; their report entries need the final byte counts.
+        entries = [report_entry(s) for s in staged]
+        _close_handles(staged)
+    counts = {Path(str(fc.path)).name: fc.events for fc in result.inputs}
+    report.set_inputs([{**entry, "nentries": counts.get(entry["name"])} for entry in entries])
+    _stage_out(spec, report, outputs, options, result)
+
+
+def _stage_in(spec: JobSpec, report: JobReport, options, printer: ProgressPrinter) -> tuple:
+    from payload.api import inspect_inputs
+    from wrapper.staging import report_entry, stage_inputs
 
     step = report.step("stage-in")
     printer.stage(f"staging {len(spec.input_events)} input(s)")
@@ -103,42 +114,65 @@ def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop,
     with payload_errors(lambda: None):
         inspect_inputs(as_sources(staged), require_labels=spec.mode in ("train", "evaluate"))
     step.finish(True)
+    return staged
+
+
+def _prepare(spec: JobSpec, report: JobReport, options, staged, stop, printer, deadline,
+             job_cluster) -> RunContext:
+    """Platform, build, model weights, devices and checkpoints: everything the payload needs."""
+    from wrapper import checkpoints
+    from wrapper import cluster as clusters
+    from wrapper.staging import resolve_one
 
     step = report.step("platform")
-    platform, manifest, selection = choose_build(spec, report.workdir)
+    platform, _, selection = choose_build(spec, report.workdir)
     report.section("platform", platform.to_report())
     report.section("build", selection.to_report())
-    log(f"build {selection.build.name} on {selection.device} "
-        f"({selection.build.precision}, batch {selection.build.batch_size})")
-    model = None
+    batch_size = spec.batch_size or selection.build.batch_size
+    precision = selection.build.precision if spec.precision == "auto" else spec.precision
+    log(f"build {selection.build.name} on {selection.device} ({precision}, batch {batch_size})")
     weights = selection.build.weights_uri if spec.build_manifest else spec.model_file
-    if weights:
-        model = resolve_one(weights, options).local_path
+    model = resolve_one(weights, options).local_path if weights else None
+    gpus = clusters.local_gpus(spec, selection)
+    report.section("distribution", clusters.distribution_report(spec, job_cluster, gpus, batch_size))
+    training = spec.mode == "train"
+    if training:
+        resumed = checkpoints.resume_checkpoint(spec.checkpoint_prefix, report.workdir, options,
+                                                spec.model_config, spec.resume)
+        if resumed:
+            report.section("resume", resumed.to_report())
+            log(f"resuming: {resumed.to_report()}")
+    sync = (checkpoints.start_sync(spec.checkpoint_prefix, report.workdir, options, spec.model_config)
+            if training and job_cluster.is_chief else None)
     step.finish(True)
-
-    step = report.step("payload")
-    reason = stop_reason_for(lambda: stop.signum, deadline, spec.time_limit)
-    ctx = RunContext(
+    return RunContext(
         inputs=as_sources(staged), model=model, build_name=selection.build.name,
-        precision=selection.build.precision if spec.precision == "auto" else spec.precision,
-        batch_size=spec.batch_size or selection.build.batch_size,
-        checkpoint_dir=_checkpoint_dir(spec, report.workdir), progress=printer,
-        should_stop=lambda: stop.requested() or (deadline is not None and time.monotonic() >= deadline))
-    printer.stage(f"{spec.mode}: {len(staged)} file(s), build {selection.build.name}")
+        precision=precision, batch_size=batch_size,
+        checkpoint_dir=checkpoints.local_dir(report.workdir), progress=printer,
+        should_stop=lambda: stop.requested() or (deadline is not None and time.monotonic() >= deadline),
+        on_checkpoint=sync, distribution=clusters.payload_distribution(spec, job_cluster, gpus))
+
+
+def _run(spec: JobSpec, report: JobReport, outputs: OutputPlan, ctx: RunContext, stop, deadline):
+    step = report.step("payload")
+    ctx.progress.stage(f"{spec.mode}: {len(ctx.inputs)} file(s), build {ctx.build_name}")
     try:
-        result = run_payload(spec, ctx, outputs, reason)
+        result = run_payload(spec, ctx, outputs, stop_reason_for(lambda: stop.signum, deadline,
+                                                                 spec.time_limit))
     finally:
-        # Direct-access readers hold connections; their report entries need the final byte counts.
-        entries = [report_entry(s) for s in staged]
-        _close_handles(staged)
+        if ctx.on_checkpoint is not None:
+            # A stopping job has seconds left before SIGKILL: periodic uploads already hold its state.
+            ctx.on_checkpoint.close(0 if stop.requested() else 120)
+            report.section("checkpointUploads", ctx.on_checkpoint.to_report())
     report.processed_events = result.processed_events
-    counts = {Path(str(fc.path)).name: fc.events for fc in result.inputs}
-    report.set_inputs([{**entry, "nentries": counts.get(entry["name"])} for entry in entries])
     if result.metrics:
         report.section("metrics", dict(result.metrics))
-    if result.resumed_from_epoch is not None:
-        report.section("resume", {"resumedFromEpoch": result.resumed_from_epoch})
     step.finish(True)
+    return result
+
+
+def _stage_out(spec: JobSpec, report: JobReport, outputs: OutputPlan, options, result) -> None:
+    from wrapper.staging import publish_outputs
 
     step = report.step("stage-out")
     entries = entries_by_output(result, outputs)

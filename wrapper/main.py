@@ -85,37 +85,27 @@ def _say_failure(report: JobReport) -> None:
 
 
 def _execute(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop) -> None:
+    from wrapper import cluster as clusters
     from wrapper import flow
 
     report.section("spec", spec.explicit())
     if spec.show_platform:
         flow.show_platform(spec, report)
         return
+    job_cluster = clusters.job_cluster(spec)
+    if not job_cluster.is_chief:
+        # Only the chief's outputs and reports reach the pilot; the others keep theirs aside.
+        report.workdir = outputs.workdir = clusters.worker_workdir(job_cluster, report.workdir)
+    if clusters.idle_worker(spec, job_cluster):
+        log(f"worker {job_cluster.rank} of {job_cluster.size}: {spec.mode} runs on the chief alone")
+        return
     outputs.check()
     if spec.dry_run:
-        try:
-            flow.dry_run(spec, report, outputs)
-        except BrokenPipeError:  # `--dryRun | head`: the reader has what it wanted
-            _stdout_to_devnull()
+        flow.dry_run(spec, report, outputs)
         return
     deadline = time.monotonic() + spec.time_limit if spec.time_limit else None
     with ProgressPrinter() as printer:
-        flow.run_job(spec, report, outputs, stop, printer, deadline)
-
-
-def _print_stdout(text: str) -> None:
-    """Print `text`; a reader that stops early (`--help | head`) is not an error."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        _stdout_to_devnull()
-
-
-def _stdout_to_devnull() -> None:
-    # Python flushes stdout again at exit: with the reader gone that would fail too
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+        flow.run_job(spec, report, outputs, stop, printer, deadline, job_cluster)
 
 
 def cli() -> None:

@@ -37,7 +37,7 @@ class ProgressPrinter:
         self.interval, self.heartbeat = interval, heartbeat
         self._last_print = 0.0
         self._last_tick = time.monotonic()
-        self._stage_start: dict[str, float] = {}
+        self._stage_start: dict[str, tuple] = {}   # stage -> (time, units done) at its first tick
         self._stage = "starting"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="progress-heartbeat", daemon=True)
@@ -60,16 +60,18 @@ class ProgressPrinter:
         now = time.monotonic()
         self._last_tick = now
         self._stage = tick.stage
-        start = self._stage_start.setdefault(tick.stage, now)
+        start, done0 = self._stage_start.setdefault(tick.stage, (now, tick.done))
         if now - self._last_print < self.interval and tick.done < tick.total:
             return
         self._last_print = now
-        elapsed = max(now - start, 1e-9)
-        rate = tick.done / elapsed
+        elapsed = now - start
+        # The first tick of a stage only starts its clock: no rate can be told from it.
+        rate = (tick.done - done0) / elapsed if elapsed > 0.5 else 0.0
         parts = [f"{tick.stage}: {tick.done}/{tick.total} {tick.unit}"]
         if tick.total > 0:
             parts.append(f"({100.0 * tick.done / tick.total:.1f}%)")
-        parts.append(f"{rate:.2f} {tick.unit}/s")
+        if rate > 0:
+            parts.append(f"{rate:.2f} {tick.unit}/s")
         if 0 < tick.done < tick.total and rate > 0:
             parts.append(f"ETA {_duration((tick.total - tick.done) / rate)}")
         parts += [f"{k}={v:.4g}" for k, v in tick.metrics.items()]

@@ -62,19 +62,22 @@ def requirements(mode: Optional[str], *, uris: Iterable[str] = (), plots: bool =
     return tuple(needed)
 
 
-def problem(req: Requirement) -> Optional[str]:
-    """None if `req` is usable here, "missing", or what is broken about it in a few words."""
+def installed(req: Requirement) -> bool:
+    """Whether `req`'s module can be found (nothing is imported)."""
     try:
-        found = importlib.util.find_spec(req.module) is not None
+        return importlib.util.find_spec(req.module) is not None
     except (ImportError, ValueError):
-        found = False
-    if not found:
-        return "missing"
-    if req.import_now:
-        try:
-            importlib.import_module(req.module)
-        except Exception as err:  # a broken build raises whatever its C extension raises
-            return f"{type(err).__name__}: {str(err)[:80]}"
+        return False
+
+
+def import_problem(req: Requirement) -> Optional[str]:
+    """Why an installed `req` that every run imports anyway cannot be imported, or None."""
+    if not req.import_now:
+        return None
+    try:
+        importlib.import_module(req.module)
+    except Exception as err:  # a broken build raises whatever its C extension raises
+        return f"{type(err).__name__}: {str(err)[:80]}"
     return None
 
 
@@ -83,10 +86,10 @@ def check_requirements(mode: Optional[str], *, uris: Iterable[str] = (), plots: 
 
     The message leads with the package names: the PanDA server keeps only its start.
     """
-    found = [(req, problem(req)) for req in requirements(mode, uris=uris, plots=plots)]
-    missing = [req for req, text in found if text == "missing"]
-    broken = [f"{req.module} cannot be imported ({text})" for req, text in found
-              if text and text != "missing"]
+    needed = requirements(mode, uris=uris, plots=plots)
+    missing = [req for req in needed if not installed(req)]
+    broken = [f"{req.module} cannot be imported ({problem})" for req in needed
+              if req not in missing and (problem := import_problem(req))]
     if not (missing or broken):
         return
     parts = []

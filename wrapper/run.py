@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import payload
 from payload import errors as perr
@@ -32,12 +32,13 @@ class RunContext:
     progress: Callable
     should_stop: Callable[[], bool]
     on_checkpoint: Optional[Callable[[Path], None]] = None
+    distribution: Mapping = field(default_factory=dict)   # RunConfig gpus / cluster / timeout
 
 
 def _common(spec: JobSpec, ctx: RunContext) -> dict:
     return dict(model_config=spec.model_config, batch_size=ctx.batch_size,
                 max_events=spec.max_events, skip_events=spec.skip_events,
-                seed=spec.random_seed, precision=ctx.precision)
+                seed=spec.random_seed, precision=ctx.precision, **ctx.distribution)
 
 
 def payload_configs(spec: JobSpec, ctx: RunContext) -> TrainConfig | InferConfig:
@@ -64,6 +65,8 @@ def payload_errors(stop_reason: Callable[[], Optional[TrfError]]) -> Iterator[No
         raise InputFileError(str(err), cause="model-mismatch", source=err.path) from None
     except perr.NoEventsError as err:
         raise NoEventsError(str(err)) from None
+    except perr.CollectiveError as err:
+        raise ExecutionError(str(err)) from None
     except perr.TrainingDivergedError as err:
         raise ExecutionError(f"{err}; lower --learningRate or check the inputs for bad events") from None
 

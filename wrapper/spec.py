@@ -47,6 +47,9 @@ class JobSpec:
     require_gpu: bool = False
     gpus: Optional[int] = None
     precision: str = "auto"
+    multi_worker: str = "auto"
+    worker_port: int = 12345
+    worker_timeout: float = 600.0
     show_platform: bool = False
     s3_endpoint: Optional[str] = None
     s3_path_style: bool = False

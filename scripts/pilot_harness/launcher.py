@@ -64,7 +64,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("-t", "--noproxyverification", dest="verify_proxy", action="store_false")
     add("-u", "--verifypayloadproxy", dest="verify_payload_proxy", action="store_false")
     add("-l", "--lifetime", type=int, default=LIBRARY_DEFAULTS["lifetime"])
-    add("-j", "--joblabel", dest="job_label", default="managed")
     add("--url", default="")
     add("-p", "--port", default=LIBRARY_DEFAULTS["port"])
     add("--queuedata-url", dest="queuedata_url", default="")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -20,23 +22,24 @@ from pilot_harness import jobdef, layout, site, verdict
 QUEUE = "LOCAL_TEST"
 
 # On a Harvester PUSH queue with job_maxwalltime the pilot ends the payload when the job's own
-# maxWalltime is up (pilot error 1213); without it, at the pilot lifetime (-l).
+# maxWalltime is up (pilot error 1213 REACHEDMAXTIME); without it, at the pilot lifetime (-l).
+# panda-pilot 3.7.0.36 races there: its job monitor, waiting in should_abort(), often stops before
+# it records the error, and no final state is written (the verdict then says "running").
 QUEUE_PARAMS = {"job_maxwalltime": True}
 
-# Grid-site intervals shortened for a local run: how often the pilot looks for the kill
-# instruction file and re-checks disk space, memory and output sizes (seconds). The checks list
-# drops those that read grid services (proxy, machine/job features) or CPU accounting.
-PILOT_SETTINGS = {
-    "Pilot": {"kill_instruction_time": "5", "disk_space_verification_time": "60",
-              "memory_usage_verification_time": "60", "output_verification_time": "60",
-              "checks": "space,last_heartbeat,threads"},
-}
+# The pilot's own checks, less those that read grid services (proxy, machine and job features from
+# $MACHINEFEATURES/$JOBFEATURES) or do CPU accounting for a grid site.
+PILOT_SETTINGS = {"Pilot": {"checks": "space,last_heartbeat,threads"}}
 
-# After a failed payload panda-pilot 3.7.0.36 waits up to 115 s for a log stage-out it has already
-# done (job.wait_for_aborted_job_stageout): a failed job takes about 3 minutes end to end.
-FAILED_JOB_WAIT_S = 180
+# How long panda-pilot 3.7.0.36 takes to give up on a job after its payload: up to 115 s waiting
+# for a log stage-out it has already done (job.wait_for_aborted_job_stageout) when the trf fails,
+# about 200 s more (log transfer it can no longer do, then its threads) when it was killed.
+WIND_DOWN_S = 300
 
-REQUIRED_TOOLS = {"unshare": "util-linux", "ip": "iproute2"}
+# What the harness and the pilot run, and the Debian package of each: the namespace (unshare, ip),
+# the trf download (curl), the pilot's process handling (ps) and its log tarball (tar).
+REQUIRED_TOOLS = {"unshare": "util-linux", "ip": "iproute2", "curl": "curl", "ps": "procps",
+                  "tar": "tar"}
 
 
 class HarnessError(RuntimeError):
@@ -50,25 +53,28 @@ class PilotJob:
     Inputs are copied into the pilot home, where the `mv` copytool finds them; inputs the job
     lists but `inputs` lacks stay missing. The trf is served under the last part of the job's
     `transformation`. `lifetime_s` is the pilot's own limit when the job has no maxWalltime.
+    With `sigterm_after`, the pilot gets SIGTERM (as from a batch system ending the slot) once that
+    text appears in the trf's payload.stdout.
     """
 
     job: Mapping[str, str]
     inputs: Sequence[Path]
     trf: Path
     lifetime_s: int = 900
+    sigterm_after: Optional[str] = None
 
     def timeout_s(self) -> float:
         """How long the harness waits for the pilot before ending its namespace."""
         limit = int(self.job.get("maxWalltime") or 0) or self.lifetime_s
-        return limit + FAILED_JOB_WAIT_S + 120
+        return limit + WIND_DOWN_S
 
 
 def check_tools() -> None:
-    """HarnessError naming the package to install when unshare or ip is missing."""
+    """HarnessError naming the package to install for each missing tool."""
     missing = [f"{tool} (apt-get install {pkg})" for tool, pkg in REQUIRED_TOOLS.items()
                if shutil.which(tool) is None]
     if missing:
-        raise HarnessError("the pilot runs only inside its own namespace; missing " + ", ".join(missing))
+        raise HarnessError("cannot run the pilot here; missing " + ", ".join(missing))
 
 
 def pilot_options(paths: layout.RunPaths, lifetime_s: int) -> list[str]:
@@ -119,7 +125,32 @@ def _environment() -> dict:
     return env
 
 
-def launch(paths: layout.RunPaths, timeout_s: float) -> int:
+def _sandbox_pid(unshare: subprocess.Popen) -> Optional[int]:
+    """The sandbox's PID as seen from here (the only child of unshare, which forwards no signal),
+    or None once it has ended."""
+    try:
+        children = Path(f"/proc/{unshare.pid}/task/{unshare.pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+def _sigterm_when_seen(paths: layout.RunPaths, panda_id: str, text: str,
+                       unshare: subprocess.Popen) -> None:
+    """Wait until `text` is in the trf's payload.stdout, then SIGTERM the sandbox (which passes it
+    on to the pilot); returns early if the pilot ends first."""
+    stdout = paths.job_dir(panda_id) / "payload.stdout"
+    while unshare.poll() is None:
+        if stdout.is_file() and text in stdout.read_text(errors="replace"):
+            pid = _sandbox_pid(unshare)
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+            return
+        time.sleep(0.5)
+
+
+def launch(paths: layout.RunPaths, panda_id: str, timeout_s: float,
+           sigterm_after: Optional[str] = None) -> int:
     """Run the sandbox in its own PID and network namespace; returns the pilot's exit code.
 
     `--kill-child` ties the namespace to unshare: killing unshare (timeout, Ctrl-C) ends every
@@ -131,6 +162,8 @@ def launch(paths: layout.RunPaths, timeout_s: float) -> int:
         process = subprocess.Popen(command, cwd=paths.root, env=_environment(),
                                    stdout=log, stderr=subprocess.STDOUT)
         try:
+            if sigterm_after:
+                _sigterm_when_seen(paths, panda_id, sigterm_after, process)
             return process.wait(timeout=timeout_s + 30)
         except subprocess.TimeoutExpired:
             raise HarnessError(f"the pilot did not end within {timeout_s + 30:.0f} s; "
@@ -145,16 +178,17 @@ def run_job(request: PilotJob, run_dir: Path) -> dict:
     """Run `request` through the real pilot in `run_dir`; returns the verdict (also summary.json)."""
     check_tools()
     paths = prepare(request, run_dir)
-    exit_code = launch(paths, request.timeout_s())
-    summary = verdict.collect(paths, str(request.job["PandaID"]), pilot_exit_code=exit_code)
+    panda_id = str(request.job["PandaID"])
+    exit_code = launch(paths, panda_id, request.timeout_s(), request.sigterm_after)
+    summary = verdict.collect(paths, panda_id, pilot_exit_code=exit_code)
     paths.summary.write_text(json.dumps(summary, indent=1, sort_keys=True))
     return summary
 
 
-def replay(job_file: Path, inputs: Sequence[Path], trf: Path, run_dir: Path,
-           lifetime_s: Optional[int] = None) -> dict:
+def replay(job_file: Path, inputs: Sequence[Path], trf: Path, run_dir: Path, *,
+           lifetime_s: Optional[int] = None, sigterm_after: Optional[str] = None) -> dict:
     """Replay the job in `job_file` (a job or pandaJobData.out) with these input replicas and trf."""
     job = jobdef.load(job_file)
-    request = PilotJob(job=job, inputs=tuple(inputs), trf=trf,
+    request = PilotJob(job=job, inputs=tuple(inputs), trf=trf, sigterm_after=sigterm_after,
                        **({"lifetime_s": lifetime_s} if lifetime_s else {}))
     return run_job(request, run_dir)

@@ -11,6 +11,7 @@ import functools
 import http.server
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -54,12 +55,16 @@ def write_job_definition(paths: layout.RunPaths, trf_url: str) -> None:
 
 
 def run_pilot(paths: layout.RunPaths, options: list[str], timeout_s: float) -> int:
-    """Our launcher in the pilot home, PILOT_NOKILL set; its exit code, or 124 on timeout."""
+    """Our launcher in the pilot home, PILOT_NOKILL set; its exit code, or 124 on timeout.
+
+    A SIGTERM to this process goes on to the pilot, as a batch system's would.
+    """
     env = dict(os.environ, PILOT_NOKILL="1", NO_CVMFS_OK="1",
                HARVESTER_PILOT_CONFIG=str(paths.pilot_config))
     with open(paths.pilot_stdout, "wb") as out:
         child = subprocess.Popen([sys.executable, "-m", "pilot_harness.launcher", *options],
                                  cwd=paths.home, env=env, stdout=out, stderr=subprocess.STDOUT)
+        signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
         try:
             return child.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

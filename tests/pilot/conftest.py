@@ -28,7 +28,7 @@ INFER = ("--mode=infer --inputEventsFile=a.h5,b.h5 --modelFile=model.keras --mod
 
 
 def job_definition(job_pars: str, *, in_files=("a.h5", "b.h5", "model.keras"),
-                   out_files=("pred.h5",), trf_name="dune-payload.pyz", max_walltime=600) -> dict:
+                   out_files=("pred.h5",), trf_name="dune-payload.pyz") -> dict:
     """A managed-production job as PanDA dispatches it (fields of DESIGN §3), inputs and outputs
     on the local storage endpoint. fsize/checksum are filled by the harness from the replicas."""
     n_in, log = len(in_files), f"{PANDA_ID}.log.tgz"
@@ -37,7 +37,7 @@ def job_definition(job_pars: str, *, in_files=("a.h5", "b.h5", "model.keras"),
         "attemptNr": "0", "prodSourceLabel": "managed",
         "transformation": f"http://127.0.0.1/trf/{trf_name}",
         "jobPars": job_pars, "homepackage": "NULL", "swRelease": "NULL", "cmtConfig": "NULL",
-        "coreCount": "1", "maxWalltime": str(max_walltime), "maxCpuCount": "0",
+        "coreCount": "1", "maxWalltime": "600", "maxCpuCount": "0",
         "inFiles": ",".join(in_files), "scopeIn": ",".join(["dune"] * n_in),
         "realDatasetsIn": ",".join(["dune:dune.test.input"] * n_in),
         "ddmEndPointIn": ",".join(["LOCAL_DISK"] * n_in), "prodDBlockToken": ",".join(["local"] * n_in),
@@ -75,12 +75,12 @@ JOBS: dict[str, Callable[[Material], PilotJob]] = {
     # the task template names an output the dispatcher does not expect
     "missing_output": lambda m: PilotJob(job_definition(INFER.replace("=pred.h5", "=predictions.h5")),
                                          m.inputs("a.h5", "b.h5", "model.keras"), m.pyz),
-    # training that outlives the job's maxWalltime: the pilot ends it with SIGTERM
-    "walltime": lambda m: PilotJob(
+    # training that the batch system ends: SIGTERM to the pilot, which passes it on to the trf
+    "sigterm": lambda m: PilotJob(
         job_definition("--mode=train --inputEventsFile=a.h5,b.h5 --modelConfig=tiny --epochs=100000 "
                        "--validationSplit=0 --outputModelFile=trained.keras",
-                       in_files=("a.h5", "b.h5"), out_files=("trained.keras",), max_walltime=60),
-        m.inputs("a.h5", "b.h5"), m.pyz),
+                       in_files=("a.h5", "b.h5"), out_files=("trained.keras",)),
+        m.inputs("a.h5", "b.h5"), m.pyz, sigterm_after="train epoch 2/"),
 }
 
 

@@ -2,7 +2,7 @@
 
 Each test reads the pilot's verdict on one job: what it would send to the PanDA server
 (worker_attributes.json), what its `mv` copytool staged out, and the trf's own reports.
-Pilot error codes: 1305 PAYLOADEXECUTIONFAILURE, 1165 MISSINGOUTPUTFILE, 1213 REACHEDMAXTIME,
+Pilot error codes: 1305 PAYLOADEXECUTIONFAILURE, 1165 MISSINGOUTPUTFILE, 1201 SIGTERM,
 1378 what exit 2 would read as (LSETUPTIMEDOUT).
 """
 from __future__ import annotations
@@ -12,9 +12,11 @@ from pathlib import Path
 import h5py
 import pytest
 
-# Report fields that differ between two runs of the same job: times, durations, memory, GUIDs.
+# Report fields that differ between two runs of the same job: times, durations, memory, GUIDs, and
+# the outputs' checksums (a prediction file records when it was written).
 VOLATILE = frozenset({"created", "started", "ended", "wallTime", "cpuTime", "cpuTimeTotal",
-                      "seconds", "rate_mib_s", "file_guid", "memory", "maxRSS", "maxRSSChildren"})
+                      "seconds", "rate_mib_s", "file_guid", "memory", "maxRSS", "maxRSSChildren",
+                      "checksum", "adler32"})
 
 
 def comparable(report):
@@ -24,6 +26,10 @@ def comparable(report):
     if isinstance(report, list):
         return [comparable(v) for v in report]
     return report
+
+
+def _attributes(h5file) -> dict:
+    return {k: str(v) for k, v in h5file.attrs.items() if k not in VOLATILE}
 
 
 def _log_tarball_staged(verdict) -> bool:
@@ -103,17 +109,18 @@ def test_output_missing_from_outfiles_is_the_pilots_missingoutputfile(verdicts):
     assert "pred.h5" not in verdict["staged_out"]
 
 
-@pytest.mark.pilot_job("walltime")
-def test_pilot_ends_a_job_over_its_walltime_and_our_report_says_sigterm(verdicts):
-    verdict = verdicts["walltime"]
+@pytest.mark.pilot_job("sigterm")
+def test_pilot_passes_sigterm_to_the_trf_and_our_report_says_so(verdicts):
+    verdict = verdicts["sigterm"]
     assert verdict["job_status"] == "failed"
-    assert verdict["pilot_error_code"] == 1213 and verdict["pilot_error_name"] == "REACHEDMAXTIME"
+    assert verdict["pilot_error_code"] == 1201 and verdict["pilot_error_name"] == "SIGTERM"
     report = verdict["payload_error_report"]
     assert report["error_code"] == 143 and "SIGTERM" in report["error_diag"]
     assert verdict["job_report"]["exitAcronym"] == "TRF_SIG_TERM"
     job_dir = Path(verdict["job_dir"])
+    assert "train epoch 2/" in (job_dir / "payload.stdout").read_text()
     assert not (job_dir / "trained.keras").exists() and "trained.keras" not in verdict["staged_out"]
-    assert "SIGTERM" in (job_dir / "payload.stderr").read_text()
+    assert "job stopped by SIGTERM" in (job_dir / "payload.stderr").read_text()
 
 
 @pytest.mark.pilot_job("success", "installed")
@@ -121,4 +128,8 @@ def test_pyz_and_installed_entry_point_report_the_same_job_identically(verdicts)
     pyz, installed = verdicts["success"], verdicts["installed"]
     assert installed["job_status"] == "finished"
     assert comparable(pyz["job_report"]) == comparable(installed["job_report"])
-    assert pyz["staged_out"]["pred.h5"] == installed["staged_out"]["pred.h5"]
+    files = [h5py.File(Path(v["run_dir"]) / "pilot-home" / "pred.h5", "r") for v in (pyz, installed)]
+    with files[0] as by_pyz, files[1] as by_installed:
+        assert _attributes(by_pyz) == _attributes(by_installed)
+        assert (by_pyz["scores"][...] == by_installed["scores"][...]).all()
+        assert (by_pyz["event_id"][...] == by_installed["event_id"][...]).all()

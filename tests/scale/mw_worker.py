@@ -5,6 +5,7 @@
 The rank and the peers come from the SLURM_* environment the caller sets, through
 wrapper.cluster; the worker trains the `tiny` network with payload.api.train and writes
 `<OUT_DIR>/model-<rank>.keras` and `<OUT_DIR>/result-<rank>.json` (history, timing).
+`--die-after-steps N` makes it vanish mid-training, as a crashed node would.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from payload import api  # noqa: E402
 from wrapper.cluster import detect_cluster  # noqa: E402
+from wrapper.platform import detect_platform  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -33,17 +35,31 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=1, help="events per replica")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--validation-split", type=float, default=0.25)
+    parser.add_argument("--die-after-steps", type=int, default=0,
+                        help="end this process abruptly (os._exit) after this many training steps")
     args = parser.parse_args(argv)
 
     spec = detect_cluster(port=args.port)
+    detect_platform()   # as the trf does before training: probing the framework must not start it
     config = api.TrainConfig(model_config="tiny", batch_size=args.batch, epochs=args.epochs,
-                             validation_split=0.25, loss="cce", seed=11, reduce_lr_patience=0,
+                             validation_split=args.validation_split, loss="cce", seed=11, reduce_lr_patience=0,
                              cluster=spec.tf_config() or None, collective_timeout_s=args.timeout)
+    step_times = []
+
+    def progress(tick: api.Progress) -> None:
+        if tick.unit == "steps" and tick.stage.startswith("train") and "learning_rate" not in tick.metrics:
+            step_times.append(time.monotonic())
+        if args.die_after_steps and tick.unit == "steps" and tick.done >= args.die_after_steps:
+            print(f"worker {spec.rank}: dying after {tick.done} steps", flush=True)
+            os._exit(9)
+
     started = time.monotonic()
-    result = api.train(args.events, args.out / f"model-{spec.rank}.keras", config)
+    result = api.train(args.events, args.out / f"model-{spec.rank}.keras", config, progress=progress)
     seconds = time.monotonic() - started
     (args.out / f"result-{spec.rank}.json").write_text(json.dumps(
         {"rank": spec.rank, "size": spec.size, "seconds": seconds, "events": result.processed_events,
+         "step_times": step_times, "global_batch": args.batch * max(spec.size, 1),
          "history": {k: list(v) for k, v in result.history.items()}}))
     return 0
 

@@ -160,3 +160,45 @@ def test_failed_uploads_are_counted_not_raised(tmp_path, make_checkpoint, s3env,
     assert sync.close(60)
     assert sync.uploaded == [] and sync.failed == ["ckpt-e0001-s0000000"]
     assert sync.to_report()["failed"] == ["ckpt-e0001-s0000000"]
+
+
+def test_a_retried_training_resumes_from_the_checkpoint_its_first_attempt_uploaded(
+        tmp_path, s3env, bucket, options):
+    """Attempt 1 trains one epoch and uploads its checkpoints to S3 while training; attempt 2 (a new
+    job directory) resumes from them and trains the second epoch only."""
+    from payload import api
+    from payload.simulate import simulate_events
+
+    events = simulate_events(5, 9, path=tmp_path / "events.h5")
+    prefix = f"s3://{bucket}/dune/task-{{taskid}}/"
+    env = {"PanDA_TaskID": "31"}
+
+    def attempt(workdir, epochs):
+        workdir.mkdir()
+        job_options = StagingOptions(workdir=workdir, s3_path_style=True, retries=1, timeout_s=10.0)
+        resumed = resume_checkpoint(resolve_prefix(prefix, env), workdir, job_options, "tiny")
+        sync = start_sync(resolve_prefix(prefix, env), workdir, job_options, "tiny")
+        config = api.TrainConfig(model_config="tiny", batch_size=2, epochs=epochs, validation_split=0.2,
+                                 loss="cce", checkpoint_dir=local_dir(workdir), checkpoint_every_s=3600)
+        result = api.train([events], workdir / "model.keras", config, on_checkpoint=sync)
+        assert sync.close(60) and sync.failed == []
+        return resumed, result, sync
+
+    resumed, first, sync = attempt(tmp_path / "attempt1", epochs=1)
+    assert resumed is None and first.resumed_from_epoch is None
+    assert sync.uploaded == ["ckpt-e0001-s0000000"]
+
+    resumed, second, _ = attempt(tmp_path / "attempt2", epochs=2)
+    assert resumed.checkpoint == "ckpt-e0001-s0000000" and resumed.epoch == 1
+    assert resumed.location == f"s3://{bucket}/dune/task-31/ckpt-e0001-s0000000/"
+    assert second.resumed_from_epoch == 1
+    assert len(second.history["loss"]) == 2 and second.history["loss"][0] == first.history["loss"][0]
+
+
+def test_a_checkpoint_that_cannot_be_staged_is_counted_and_training_goes_on(tmp_path, make_checkpoint):
+    staging = tmp_path / "staging"
+    staging.write_text("a file where the staging folder should be")
+    sync = CheckpointSync(LocalStore(str(tmp_path / "p")), "tiny", staging)
+    sync(make_checkpoint(1))             # must not raise into the training loop
+    assert sync.close(10)
+    assert sync.failed == ["ckpt-e0001-s0000000"] and sync.uploaded == []

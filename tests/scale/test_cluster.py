@@ -4,7 +4,7 @@ import json
 import pytest
 
 from wrapper import exitcodes as ec
-from wrapper.cluster import (ClusterError, ClusterSpec, apply_tf_config, detect_cluster,
+from wrapper.cluster import (ClusterError, ClusterSpec, detect_cluster,
                              expand_nodelist, expand_tasks_per_node, lsf_hosts, worker_workdir)
 
 
@@ -166,15 +166,6 @@ def test_port_range_is_checked():
     assert "65535" in info.value.message
 
 
-def test_apply_tf_config_sets_and_clears():
-    env = {"TF_CONFIG": "stale"}
-    apply_tf_config(ClusterSpec(), env)
-    assert "TF_CONFIG" not in env
-    spec = detect_cluster(slurm(1), port=20000)
-    apply_tf_config(spec, env)
-    assert json.loads(env["TF_CONFIG"]) == spec.tf_config()
-
-
 def test_only_the_chief_writes_in_the_job_directory(tmp_path):
     assert worker_workdir(detect_cluster(slurm(0)), tmp_path) == tmp_path
     private = worker_workdir(detect_cluster(slurm(1)), tmp_path)
@@ -182,3 +173,48 @@ def test_only_the_chief_writes_in_the_job_directory(tmp_path):
         assert private.is_dir() and tmp_path not in private.parents and private != tmp_path
     finally:
         private.rmdir()
+
+
+def _selection(n_gpus):
+    from wrapper.builds import Build, Selection
+    from wrapper.gpus import GPU
+
+    gpus = tuple(GPU(i, "Tesla V100-SXM2-16GB", None, (7, 0), 16160, False) for i in range(n_gpus))
+    return Selection(Build("v100", None, "mixed_float16", 8, "paper"), "gpu" if gpus else "cpu", gpus, ())
+
+
+def _spec(*words):
+    from wrapper.spec import parse_job_args
+
+    return parse_job_args(["--inputEventsFile=e.h5", *words])
+
+
+def test_flow_helpers_for_a_summit_node_with_six_gpus():
+    from wrapper.cluster import distribution_report, idle_worker, job_cluster, local_gpus, payload_distribution
+
+    train = _spec("--mode=train", "--outputModelFile=m.keras", "--workerPort=30000", "--workerTimeout=120")
+    assert local_gpus(train, _selection(6)) == 6
+    assert local_gpus(_spec("--mode=train", "--outputModelFile=m.keras", "--gpus=2"), _selection(6)) == 2
+    assert local_gpus(train, _selection(0)) == 0
+    cluster = detect_cluster(summit(1, size=2, local=1), port=30000)   # one rank per node, 6 GPUs each
+    fields = payload_distribution(train, cluster, 6)
+    assert fields["cluster"]["task"] == {"type": "worker", "index": 1}
+    assert fields["gpus"] == 6 and fields["collective_timeout_s"] == 120
+    report = distribution_report(train, cluster, 6, 8)
+    assert (report["kind"], report["replicas"], report["globalBatch"]) == ("multi_worker", 12, 96)
+    assert report["cluster"]["rank"] == 1
+    assert not idle_worker(train, cluster)
+    infer = _spec("--mode=infer", "--modelFile=m.keras", "--outputPredFile=p.h5")
+    assert idle_worker(infer, cluster) and payload_distribution(infer, cluster, 6)["cluster"] is None
+    assert job_cluster(train) == detect_cluster(port=30000)
+
+
+def test_mpirun_inside_a_slurm_allocation_trusts_the_mpi_ranks():
+    # mpirun starts its daemons with one srun task per node: SLURM_PROCID is the node's, not the rank's
+    env = {"SLURM_JOB_NODELIST": "gpu[1-2]", "SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2",
+           "SLURM_STEP_NODELIST": "gpu[1-2]", "SLURM_STEP_TASKS_PER_NODE": "1(x2)",
+           "OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_SIZE": "4",
+           "OMPI_COMM_WORLD_LOCAL_RANK": "1", "OMPI_COMM_WORLD_LOCAL_SIZE": "2"}
+    spec = detect_cluster(env, port=25000)
+    assert spec.source == "mpi" and spec.rank == 3
+    assert spec.workers == ("gpu1:25000", "gpu1:25001", "gpu2:25000", "gpu2:25001")

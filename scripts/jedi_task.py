@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""Build, check and (optionally) submit the JEDI task for a DUNE inference campaign or training.
+
+    python scripts/jedi_task.py infer --dataset dune:mc.events.v1 --output-dataset user.jdoe.dune.pred.v1/ \\
+        --model-file model.keras --trf-url https://host/dune-payload.pyz --image docker://reg/dune:cuda \\
+        --files-per-job 5 --gpu nvidia            # prints the task parameters (JSON): --dry-run
+    python scripts/jedi_task.py infer ... --expand-sample 7          # job parameters of 7 sample files
+    python scripts/jedi_task.py train ... --checkpoint-prefix 's3://ckpt/dune/task-{taskid}/' --submit
+
+The task parameters follow JEDI's taskParamMap (panda-client's `Client.insertTaskParams`):
+`jobParameters` is a list of items, `constant` ones copied as they are, `template` ones tied to a
+dataset: the input's value holds `${IN/L}` (JEDI puts the job's files there as a comma list), an
+output's value ends in its LFN template (`…$JEDITASKID._${SN/P}.pred.h5`), which JEDI turns into the
+`${OUTPUT<n>}` placeholder and fills per job. `architecture` carries the hardware request
+(`@base_platform#cpu&gpu`, e.g. `#x86_64&nvidia`, optionally `:vram>=N`), `container_name` and a
+`--containerImage` word (stripped by the pilot) the image, `transPath` the trf URL.
+
+Every task is checked before it is printed or sent: required fields, names, the hardware request,
+and the template expanded for sample files the way JEDI and the pilot will do it, then parsed by the
+trf's own argument parser (wrapper.spec.parse_job_args). A template the trf would reject makes this
+script exit with the trf's exit code for that error (7, 16, 17, …) and say why.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from wrapper.errors import TrfError  # noqa: E402
+from wrapper.spec import LFN_RULE, parse_job_args  # noqa: E402
+
+CPU_ARCHS = ("x86_64", "ppc64le", "aarch64")
+GPU_VENDORS = ("nvidia", "none")
+SAMPLE_TASK_ID = 4242
+DATASET_RULE = re.compile(r"^(?:[A-Za-z0-9_.\-]+:)?[A-Za-z0-9_.\-]+/?$")
+LOG_EXCLUDE = r"\.log\.tgz(\.\d+)*$"
+EXIT_INVALID = 1      # the task itself is wrong (not a trf argument problem)
+EXIT_SUBMIT = 1
+
+
+class TaskError(Exception):
+    """The task parameters are not valid; `exit_code` is the trf's when its parser said so."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_INVALID):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """What a physicist asks for; `build_task_params` turns it into JEDI's taskParamMap."""
+
+    mode: str                              # infer | train
+    dataset: str
+    output_dataset: str
+    trf_url: str
+    image: str
+    model_file: Optional[str] = None       # infer: the trained model (LFN in the job dir, s3://, https://)
+    files_per_job: int = 5
+    max_files: Optional[int] = None
+    cpu_arch: str = "x86_64"
+    gpu: str = "nvidia"
+    gpu_memory_mb: Optional[int] = None
+    base_platform: Optional[str] = None    # e.g. el9
+    vo: str = "dune"
+    prod_source_label: str = "user"
+    working_group: Optional[str] = None
+    site: Optional[str] = None
+    cores: int = 1
+    ram_mb: Optional[int] = None
+    max_attempt: int = 5
+    priority: int = 1000
+    model_config: str = "paper"
+    prediction_format: str = "scores"
+    epochs: int = 10
+    batch_size: Optional[int] = None
+    checkpoint_prefix: Optional[str] = None
+    extra_args: tuple = field(default_factory=tuple)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+
+
+def _stem(dataset: str) -> str:
+    """LFN stem from the output dataset name: its scope and trailing slash dropped."""
+    return dataset.split(":")[-1].rstrip("/")
+
+
+def architecture(request: TaskRequest) -> str:
+    """JEDI's hardware request: `@base#cpu&gpu[:vram>=MB]` (parts left out when not asked for)."""
+    text = f"@{request.base_platform}" if request.base_platform else ""
+    text += f"#{request.cpu_arch}"
+    if request.gpu != "none":
+        text += f"&{request.gpu}"
+        if request.gpu_memory_mb:
+            text += f":vram>={request.gpu_memory_mb}"
+    return text
+
+
+def _output(lfn_template: str, argument: str, dataset: str) -> dict:
+    return {"type": "template", "param_type": "output", "value": f"--{argument}={lfn_template}",
+            "dataset": dataset, "container": dataset}
+
+
+def build_task_params(request: TaskRequest) -> dict:
+    """JEDI's taskParamMap for the request (not yet validated)."""
+    stem = _stem(request.output_dataset)
+    out = request.output_dataset if request.output_dataset.endswith("/") else request.output_dataset + "/"
+    log_dataset = f"{stem}.log/"
+    params = {
+        "taskName": out,
+        "uniqueTaskName": True,
+        "vo": request.vo,
+        "prodSourceLabel": request.prod_source_label,
+        "taskType": "anal" if request.prod_source_label == "user" else "prod",
+        "processingType": f"dune-ml-{request.mode}",
+        "taskPriority": request.priority,
+        "architecture": architecture(request),
+        "transUses": "",
+        "transHome": None,
+        "transPath": request.trf_url,
+        "container_name": request.image,
+        "coreCount": request.cores,
+        "maxAttempt": request.max_attempt,
+        "nFilesPerJob": request.files_per_job,
+        "nMaxFilesPerJob": max(request.files_per_job, 200),
+        "respectSplitRule": True,
+        "dsForIN": request.dataset,
+        "log": {"type": "template", "param_type": "log", "dataset": log_dataset, "container": log_dataset,
+                "value": f"{stem}.log.$JEDITASKID.${{SN}}.log.tgz"},
+    }
+    if request.max_files:
+        params["nFiles"] = request.max_files
+    if request.ram_mb:
+        params["ramCount"], params["ramCountUnit"] = request.ram_mb, "MBPerCore"
+    if request.working_group:
+        params["workingGroup"] = request.working_group
+    if request.site:
+        params["site"] = request.site
+
+    items = [{"type": "constant", "value": f"--containerImage {request.image}"},
+             {"type": "constant", "value": f"--mode={request.mode}"},
+             {"type": "template", "param_type": "input", "value": "--inputEventsFile=${IN/L}",
+              "dataset": request.dataset, "expand": True, "exclude": LOG_EXCLUDE},
+             {"type": "constant", "value": f"--modelConfig={request.model_config}"}]
+    if request.mode == "infer":
+        items += [{"type": "constant", "value": f"--modelFile={request.model_file}"},
+                  {"type": "constant", "value": f"--predictionFormat={request.prediction_format}"},
+                  _output(f"{stem}.$JEDITASKID._${{SN/P}}.pred.h5", "outputPredFile", f"{stem}_pred/")]
+    else:
+        items += [{"type": "constant", "value": f"--epochs={request.epochs}"},
+                  _output(f"{stem}.$JEDITASKID._${{SN/P}}.model.keras", "outputModelFile", f"{stem}_model/"),
+                  _output(f"{stem}.$JEDITASKID._${{SN/P}}.metrics.json", "outputMetricsFile",
+                          f"{stem}_metrics/")]
+        if request.checkpoint_prefix:
+            items.append({"type": "constant", "value": f"--checkpointPrefix={request.checkpoint_prefix}"})
+        if request.model_file:
+            items.append({"type": "constant", "value": f"--modelFile={request.model_file}"})
+    if request.batch_size:
+        items.append({"type": "constant", "value": f"--batchSize={request.batch_size}"})
+    if request.gpu != "none":
+        items.append({"type": "constant", "value": "--requireGPU"})
+    items += [{"type": "constant", "value": shlex.quote(word)} for word in request.extra_args]
+    params["jobParameters"] = items
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
+# What JEDI and the pilot make of the template
+
+
+def job_template(params: dict) -> str:
+    """JEDI's job parameter template: non-hidden values joined by spaces, each output's LFN
+    template replaced by its `${OUTPUT<n>}` placeholder."""
+    words, outputs = [], 0
+    for item in params["jobParameters"]:
+        if item.get("hidden") or "value" not in item:
+            continue
+        value = item["value"]
+        if item.get("type") == "template" and item.get("param_type") == "output":
+            value = value.replace(value.split("=")[-1], f"${{OUTPUT{outputs}}}")
+            outputs += 1
+        words.append(value + ("" if item.get("padding") is False else " "))
+    return "".join(words).rstrip(" ")
+
+
+def output_lfn(template: str, serial: int, task_id: int) -> str:
+    """An output LFN as JEDI names it: $JEDITASKID, ${SN/P} (6 digits), ${SN}."""
+    return (template.replace("$JEDITASKID", str(task_id)).replace("${SN/P}", f"{serial:06d}")
+            .replace("${SN}", str(serial)))
+
+
+def expand_job(params: dict, files: Sequence[str], serial: int, task_id: int = SAMPLE_TASK_ID) -> str:
+    """The jobPars of job `serial` reading `files`, as JEDI would generate them."""
+    text = job_template(params)
+    outputs = [i for i in params["jobParameters"]
+               if i.get("type") == "template" and i.get("param_type") == "output"]
+    for index, item in enumerate(outputs):
+        text = text.replace(f"${{OUTPUT{index}}}", output_lfn(item["value"].split("=")[-1], serial, task_id))
+    text = text.replace("${IN/L}", ",".join(files))
+    for name, value in (("SN/P", f"{serial:06d}"), ("SN", str(serial)), ("MAXEVENTS", "-1"),
+                        ("SKIPEVENTS", "0"), ("FIRSTEVENT", "1"), ("RNDMSEED", str(serial))):
+        text = text.replace(f"${{{name}}}", value)
+    leftover = re.search(r"\$\{IN[^}]*\}", text)
+    if leftover:
+        raise TaskError(f"JEDI would leave {leftover.group(0)} unresolved: only ${{IN/L}} is filled "
+                        "for the input of this task")
+    return text
+
+
+def pilot_words(jobpars: str) -> list[str]:
+    """The words the trf receives: the pilot strips `--containerImage X` and runs the rest through
+    the shell."""
+    words = shlex.split(jobpars)
+    kept, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word == "--containerImage":
+            skip = True
+            continue
+        if word.startswith("--containerImage="):
+            continue
+        kept.append(word)
+    return kept
+
+
+def sample_files(params: dict, count: int) -> list[str]:
+    """`count` plausible input LFNs of the task's dataset (the JEDI compact form is exercised when a
+    job gets several)."""
+    stem = params["dsForIN"].split(":")[-1].rstrip("/")
+    return [f"{stem}._{n:06d}.h5" for n in range(1, count + 1)]
+
+
+def expand_sample(params: dict, files: Sequence[str]) -> list[dict]:
+    """Each sample job: its files, jobPars, the words the trf gets and the JobSpec it parses into.
+    Raises TaskError with the trf's exit code when the trf would reject the job parameters."""
+    per_job = int(params["nFilesPerJob"])
+    jobs = []
+    for serial, start in enumerate(range(0, len(files), per_job), start=1):
+        chunk = list(files[start:start + per_job])
+        jobpars = expand_job(params, chunk, serial)
+        words = pilot_words(jobpars)
+        try:
+            spec = parse_job_args(words)
+        except TrfError as err:
+            raise TaskError(f"job {serial}: the trf rejects the job parameters ({err.acronym}, exit "
+                            f"{err.exit_code}): {err.message}\n  jobPars: {jobpars}",
+                            exit_code=err.exit_code) from None
+        jobs.append({"serial": serial, "files": chunk, "jobPars": jobpars, "trfWords": words,
+                     "spec": spec.explicit(), "outputs": spec.outputs()})
+    return jobs
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking
+
+
+REQUIRED = ("taskName", "vo", "prodSourceLabel", "taskType", "processingType", "taskPriority",
+            "architecture", "transUses", "transHome", "transPath", "jobParameters", "log",
+            "nFilesPerJob", "dsForIN")
+
+
+def validate(params: dict) -> list[dict]:
+    """Check the task parameters; returns the sample expansion (two jobs' worth). Raises TaskError."""
+    missing = [key for key in REQUIRED if key not in params]
+    if missing:
+        raise TaskError(f"task parameters lack {', '.join(missing)}")
+    if not str(params["transPath"]).startswith(("https://", "http://")):
+        raise TaskError(f"transPath {params['transPath']!r} must be the trf's http(s) URL: the pilot "
+                        "downloads it")
+    if not params["taskName"].endswith("/") or not DATASET_RULE.match(params["taskName"]):
+        raise TaskError(f"output dataset {params['taskName']!r} must be scope-less letters, digits, "
+                        "'.', '_', '-' and end with '/'")
+    if not DATASET_RULE.match(params["dsForIN"]):
+        raise TaskError(f"input dataset {params['dsForIN']!r} is not a dataset name")
+    if not re.fullmatch(r"(@[\w.\-]+)?#(" + "|".join(CPU_ARCHS) + r")(&(nvidia)(:vram>=\d+)?)?",
+                        params["architecture"]):
+        raise TaskError(f"architecture {params['architecture']!r} is not @base#cpu[&gpu[:vram>=MB]] with "
+                        f"cpu in {', '.join(CPU_ARCHS)}")
+    per_job = params["nFilesPerJob"]
+    if not isinstance(per_job, int) or per_job < 1:
+        raise TaskError(f"nFilesPerJob must be a positive integer, got {per_job!r}")
+    inputs = [i for i in params["jobParameters"] if i.get("param_type") == "input"]
+    if len(inputs) != 1 or "${IN" not in inputs[0]["value"] or inputs[0].get("dataset") != params["dsForIN"]:
+        raise TaskError("exactly one input template, holding ${IN/L} and naming dsForIN, is needed")
+    for item in [i for i in params["jobParameters"] if i.get("param_type") == "output"] + [params["log"]]:
+        lfn = output_lfn(item["value"].split("=")[-1], 999999, SAMPLE_TASK_ID)
+        if "${SN" not in item["value"] or not LFN_RULE.fullmatch(lfn):
+            raise TaskError(f"output template {item['value']!r} must hold ${{SN}} or ${{SN/P}} and make "
+                            f"LFNs the pilot accepts ({LFN_RULE.pattern}); it makes {lfn!r}")
+    return expand_sample(params, sample_files(params, min(2 * per_job, 6)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Submitting
+
+
+def submit(params: dict, verbose: bool = False) -> str:
+    """Send the task with panda-client (PANDA_URL_SSL, X509_USER_PROXY or OIDC as panda-client
+    reads them); returns the server's message, which carries the jediTaskID."""
+    os.environ.setdefault("PANDA_BEHIND_REAL_LB", "1")   # no DNS look-up of the cache host at import
+    from pandaclient import Client
+
+    status, output = Client.insertTaskParams(params, verbose=verbose)
+    if status != 0:
+        raise TaskError(f"the PanDA server could not be reached (status {status}): {output}", EXIT_SUBMIT)
+    code, message = output
+    if code != 0:
+        raise TaskError(f"the PanDA server refused the task (code {code}): {message}", EXIT_SUBMIT)
+    return str(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=("infer", "train"))
+    p.add_argument("--dataset", required=True, help="input dataset (or container) of event files")
+    p.add_argument("--output-dataset", required=True, help="output dataset name, e.g. user.jdoe.dune.v1/")
+    p.add_argument("--trf-url", required=True, help="URL of the trf (the zipapp) the pilot downloads")
+    p.add_argument("--image", required=True, help="container image, e.g. docker://registry/dune:cuda")
+    p.add_argument("--model-file", help="infer: the trained model; train: a starting point")
+    p.add_argument("--files-per-job", type=int, default=None,
+                   help="input files per job (default: 5 for infer, all of them in one job for train)")
+    p.add_argument("--max-files", type=int, help="use at most this many files of the dataset")
+    p.add_argument("--cpu-arch", choices=CPU_ARCHS, default="x86_64")
+    p.add_argument("--gpu", choices=GPU_VENDORS, default="nvidia", help="GPU request (none: CPU queues)")
+    p.add_argument("--gpu-memory-mb", type=int, help="at least this much GPU memory")
+    p.add_argument("--base-platform", help="base OS platform, e.g. el9")
+    p.add_argument("--vo", default="dune")
+    p.add_argument("--prod", action="store_true", help="a production task (prodSourceLabel=managed)")
+    p.add_argument("--working-group")
+    p.add_argument("--site", help="run at this PanDA queue only")
+    p.add_argument("--cores", type=int, default=1)
+    p.add_argument("--ram-mb", type=int, help="memory per core in MB")
+    p.add_argument("--max-attempt", type=int, default=5, help="attempts per job (retries resume training)")
+    p.add_argument("--priority", type=int, default=1000)
+    p.add_argument("--model-config", default="paper", choices=("tiny", "small", "paper"))
+    p.add_argument("--prediction-format", default="scores", choices=("scores", "classes"))
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--checkpoint-prefix", help="train: checkpoints, e.g. s3://ckpt/dune/task-{taskid}/")
+    p.add_argument("--trf-arg", action="append", default=[], metavar="WORD",
+                   help="another trf argument for every job (repeatable), e.g. --trf-arg=--precision=float32")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--dry-run", action="store_true", help="print the task parameters (the default)")
+    how.add_argument("--submit", action="store_true", help="submit the task with panda-client")
+    how.add_argument("--expand-sample", type=int, metavar="N",
+                     help="print the job parameters JEDI makes for N sample files, as the trf parses them")
+    p.add_argument("--sample-files", nargs="+", metavar="LFN", help="file names for --expand-sample")
+    p.add_argument("--verbose", action="store_true")
+    return p
+
+
+def request_from(args: argparse.Namespace) -> TaskRequest:
+    if args.mode == "infer" and not args.model_file:
+        raise TaskError("infer tasks need --model-file")
+    files_per_job = args.files_per_job
+    if files_per_job is None:
+        files_per_job = 5 if args.mode == "infer" else 10000
+    return TaskRequest(
+        mode=args.mode, dataset=args.dataset, output_dataset=args.output_dataset, trf_url=args.trf_url,
+        image=args.image, model_file=args.model_file, files_per_job=files_per_job, max_files=args.max_files,
+        cpu_arch=args.cpu_arch, gpu=args.gpu, gpu_memory_mb=args.gpu_memory_mb,
+        base_platform=args.base_platform, vo=args.vo, prod_source_label="managed" if args.prod else "user",
+        working_group=args.working_group, site=args.site, cores=args.cores, ram_mb=args.ram_mb,
+        max_attempt=args.max_attempt, priority=args.priority, model_config=args.model_config,
+        prediction_format=args.prediction_format, epochs=args.epochs, batch_size=args.batch_size,
+        checkpoint_prefix=args.checkpoint_prefix, extra_args=tuple(args.trf_arg))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        params = build_task_params(request_from(args))
+        validate(params)
+        if args.expand_sample is not None or args.sample_files:
+            files = args.sample_files or sample_files(params, args.expand_sample)
+            print(json.dumps(expand_sample(params, files), indent=1))
+        elif args.submit:
+            print(submit(params, verbose=args.verbose))
+        else:
+            print(json.dumps(params, indent=1))
+    except TaskError as err:
+        print(f"jedi_task: error: {err}", file=sys.stderr)
+        return err.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
