@@ -20,11 +20,16 @@ class NoEventsError(PayloadError):
 
 
 class ModelFileError(PayloadError):
-    """A model/weights file is unreadable or does not match the requested config."""
+    """A model/weights file is unreadable or does not match the requested config.
 
-    def __init__(self, message: str, *, path: str = ""):
+    `mismatch` is true when the file reads fine but holds another network than the one requested
+    (a wrong config, not a damaged file).
+    """
+
+    def __init__(self, message: str, *, path: str = "", mismatch: bool = False):
         super().__init__(message)
         self.path = path
+        self.mismatch = mismatch
 
 
 class TrainingDivergedError(PayloadError):

@@ -178,6 +178,18 @@ def _check_dataset(ds: h5py.Dataset, name: str, shape: tuple, kinds: str, expect
 
 def _check_schema(f: h5py.File, name: str, with_labels: bool) -> int:
     """Check datasets, shapes, dtypes and lengths; read the first and last event. Return N."""
+    try:
+        return _schema_length(f, name, with_labels)
+    except (OSError, ValueError, RuntimeError) as err:
+        # A damaged object header or datatype message fails when h5py first describes the
+        # dataset (its dtype, its shape), not when the file is opened.
+        if not _from_hdf5(err):
+            raise
+        raise EventFileError(f"{name}: its structure is unreadable ({err}); the file is corrupt, "
+                             "fetch it again", path=name) from None
+
+
+def _schema_length(f: h5py.File, name: str, with_labels: bool) -> int:
     images = _dataset(f, "images", name, "an event file holds /images, /event_id and, for "
                       "training or evaluation, /labels (DESIGN §6)")
     if images.ndim != 3:

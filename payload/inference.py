@@ -54,7 +54,7 @@ def predict_batches(model, inputs: Sequence, config: InferConfig, *, with_labels
                            prefetch=config.prefetch_batches)
     for batch in batches:
         if should_stop is not None and should_stop():
-            raise StopRequested(f"stop requested after {batch.source} event {batch.first_index}")
+            raise StopRequested(f"stop requested at {batch.source} event {batch.first_index}")
         yield batch, predict(batch.images)
 
 

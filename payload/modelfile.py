@@ -11,22 +11,32 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Optional, Sequence
 
 import keras
+import numpy as np
 
 from payload.errors import ModelFileError
 from payload.model import build_model, config_name_of, get_config
 from payload.precision import dtype_policy
 
 
-def save_model(model: keras.Model, path: Path) -> Path:
+def save_model(model: keras.Model, path: Path, *, class_weights: Optional[Sequence[float]] = None) -> Path:
     """Write `model` (built from a named config, any precision) as a float32 `.keras` file at
-    exactly `path`, atomically: a reader never sees a half-written file."""
+    exactly `path`, atomically: a reader never sees a half-written file.
+
+    `class_weights`: those of the class-weighted loss the model was trained with. Such a loss
+    inflates each class's softmax score by its weight; the saved network has −log(weight) added
+    to its logit biases, so its softmax estimates the true class probabilities again.
+    """
     path = Path(path)
     name = config_name_of(model)
     with dtype_policy("float32"):
         export = build_model(get_config(name), input_shape=tuple(model.input_shape[1:]))
     export.set_weights(model.get_weights())
+    if class_weights is not None:
+        head = export.get_layer("logits")
+        head.bias.assign(keras.ops.convert_to_numpy(head.bias) - np.log(np.asarray(class_weights, np.float32)))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".keras", dir=path.parent)
     os.close(fd)
     try:
@@ -63,7 +73,8 @@ def load_model(path: Path, config_name: str) -> keras.Model:
     if saved_name != config_name:
         held = f"the {saved_name!r} network" if saved_name else f"a foreign model ({saved.name!r})"
         raise ModelFileError(f"model file {path} holds {held}, but the {config_name!r} network was "
-                             f"requested: pass the model config it was trained with", path=str(path))
+                             f"requested: pass the model config it was trained with", path=str(path),
+                             mismatch=True)
     if keras.mixed_precision.dtype_policy().name == "float32":
         return saved  # saved files are float32 already
     model = build_model(config)  # under the caller's mixed-precision policy

@@ -11,6 +11,7 @@ def training_curve(history: Mapping[str, Sequence[float]], path: Path, *, title:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = range(1, len(history.get("loss", ())) + 1)
     fig, (ax_loss, ax_iou) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
@@ -29,6 +30,8 @@ def training_curve(history: Mapping[str, Sequence[float]], path: Path, *, title:
     ax_iou.set(xlabel="epoch", ylabel="IoU", ylim=(0, 1.02), title="validation IoU")
     if keys:
         ax_iou.legend()
+    for ax in (ax_loss, ax_iou):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.savefig(path, dpi=100, format="png")  # the path may be an LFN without .png

@@ -177,7 +177,8 @@ def _assign_all(variables, path: Path, what: str) -> None:
         raise ModelFileError(f"checkpoint {path.parent}: its {what} are unreadable: {err}",
                              path=str(path)) from None
     if len(values) != len(variables) or any(tuple(v.shape) != a.shape for v, a in zip(variables, values)):
-        raise ModelFileError(f"checkpoint {path.parent}: its {what} do not fit this network", path=str(path))
+        raise ModelFileError(f"checkpoint {path.parent}: its {what} do not fit this network", path=str(path),
+                             mismatch=True)
     for variable, value in zip(variables, values):
         variable.assign(value)
 
@@ -191,7 +192,8 @@ def read_run_state(path: Path, model_config: str) -> RunState:
         raise ModelFileError(f"checkpoint {path} is unreadable: {err}", path=str(path)) from None
     if state.model_config != model_config:
         raise ModelFileError(f"checkpoint {path} is of the {state.model_config!r} network, not "
-                             f"{model_config!r}: use another checkpoint directory", path=str(path))
+                             f"{model_config!r}: use another checkpoint directory", path=str(path),
+                             mismatch=True)
     return state
 
 
@@ -211,12 +213,16 @@ def _check_stop(should_stop: Optional[StopFn], where: str) -> None:
         raise StopRequested(f"stop requested during {where}")
 
 
-def validate(model, loss_fn, batches, should_stop: Optional[StopFn] = None, predict=None) -> dict:
+def validate(model, loss_fn, batches, should_stop: Optional[StopFn] = None, predict=None,
+             class_weights: Optional[Sequence[float]] = None) -> dict:
     """Validation loss (without the L2 penalty) and segmentation metrics, keys prefixed `val_`.
-    `predict` (images → logits) defaults to `model.predict_on_batch`."""
+    `predict` (images → logits) defaults to `model.predict_on_batch`. With the `class_weights` of
+    a weighted loss, classes are taken after the logit shift the saved model will carry
+    (payload.modelfile.save_model), so these metrics are those of the saved model."""
     from keras import ops
 
     predict = predict or model.predict_on_batch
+    shift = 0.0 if class_weights is None else -np.log(np.asarray(class_weights, np.float32))
 
     cm = ConfusionMatrix()
     loss_sum, n = 0.0, 0
@@ -225,7 +231,7 @@ def validate(model, loss_fn, batches, should_stop: Optional[StopFn] = None, pred
         logits = predict(batch.images)
         loss_sum += float(ops.convert_to_numpy(loss_fn(batch.labels, logits))) * len(logits)
         n += len(logits)
-        cm.add(batch.labels, np.argmax(logits, axis=-1))
+        cm.add(batch.labels, np.argmax(logits + shift, axis=-1))
     return {"val_loss": loss_sum / n, **{f"val_{k}": v for k, v in cm.metrics().items()}}
 
 
@@ -263,7 +269,9 @@ def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
     `output_model` (a `.keras` file whatever its name).
 
     Starts from `init_model` if given, or continues from the latest complete checkpoint in
-    `config.checkpoint_dir` when `config.resume`. Writes the metrics JSON (validation metrics,
+    `config.checkpoint_dir` when `config.resume`. After the weighted loss, the saved network's
+    logits are shifted by −log(class weight) so that its softmax gives class probabilities
+    (payload.modelfile.save_model); validation metrics are those of that saved network. Writes the metrics JSON (validation metrics,
     history) and the training-curve PNG when asked. Raises EventFileError / NoEventsError for bad
     inputs, ModelFileError for a bad init model or checkpoint, TrainingDivergedError when the loss
     stops being finite, StopRequested when `should_stop()` turns true.
@@ -339,13 +347,13 @@ def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
             if n_val:
                 report(Progress(f"validation {state.epoch + 1}/{config.epochs}", 0, n_val))
                 logs.update(validate(model, loss_fn, _validation_batches(inputs, config, n_train, n_val),
-                                     should_stop, distribute.predict_step(model, plan)))
+                                     should_stop, distribute.predict_step(model, plan), state.class_weights))
             _end_epoch(state, logs, config, model.optimizer)
             report(Progress(stage, steps, steps, "steps", logs))
             if config.checkpoint_dir is not None:
                 checkpoint_now()
 
-        save_model(model, output_model)
+        save_model(model, output_model, class_weights=state.class_weights)
 
     history = {key: tuple(values) for key, values in state.history.items()}
     final = {key: values[-1] for key, values in history.items()}

@@ -66,8 +66,8 @@ def dry_run(spec: JobSpec, report: JobReport, outputs: OutputPlan) -> None:
         "uploadTo": spec.output_prefix,
         "arguments": spec.explicit(),
     }
-    report.section("plan", plan)
-    print(json.dumps(plan, indent=1, default=str), flush=True)
+    shown = report.section("plan", plan)
+    print(json.dumps(shown, indent=1, default=str), flush=True)
     log("dry run: nothing staged, nothing run")
 
 

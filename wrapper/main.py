@@ -15,9 +15,10 @@ from wrapper.errors import JobInterrupted, TrfError
 from wrapper.outputs import OutputPlan
 from wrapper.progress import ProgressPrinter, log
 from wrapper.redact import redact
-from wrapper.report import JobReport
+from wrapper.report import JobReport, abridged
 from wrapper.signals import Interrupted, stop_guard
 from wrapper.spec import JobSpec, parse_job_args
+from wrapper.staging.scratch import discard_unfinished
 
 # Quiet the framework's C++ logging before anything can import it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,6 +36,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         outputs.discard()
         _say_failure(report)
         _write(report)
+        # last, right before the exit: transfer threads still running may create them until then
+        discard_unfinished()
 
     with stop_guard(abandon) as stop:
         spec: Optional[JobSpec] = None
@@ -73,7 +76,7 @@ def _write(report: JobReport) -> int:
     try:
         return report.write()
     except OSError as err:
-        print(f"dune-payload: error: cannot write {report.workdir}/jobReport.json: {err.strerror}",
+        print(f"dune-payload: error: cannot write {err.filename}: {err.strerror}",
               file=sys.stderr, flush=True)
         return report.exit_code if report.exit_code != ec.OK else ec.OUTPUT_FILE_ERROR
 
@@ -88,7 +91,7 @@ def _execute(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop) -> Non
     from wrapper import cluster as clusters
     from wrapper import flow
 
-    report.section("spec", spec.explicit())
+    report.section("spec", abridged(spec.explicit()))
     if spec.show_platform:
         flow.show_platform(spec, report)
         return
@@ -101,11 +104,29 @@ def _execute(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop) -> Non
         return
     outputs.check()
     if spec.dry_run:
-        flow.dry_run(spec, report, outputs)
+        try:
+            flow.dry_run(spec, report, outputs)
+        except BrokenPipeError:  # `--dryRun | head`: the reader has what it wanted
+            _stdout_to_devnull()
         return
     deadline = time.monotonic() + spec.time_limit if spec.time_limit else None
     with ProgressPrinter() as printer:
         flow.run_job(spec, report, outputs, stop, printer, deadline, job_cluster)
+
+
+def _print_stdout(text: str) -> None:
+    """Print `text`; a reader that stops early (`--help | head`) is not an error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _stdout_to_devnull()
+
+
+def _stdout_to_devnull() -> None:
+    # Python flushes stdout again at exit: with the reader gone that would fail too
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def cli() -> None:

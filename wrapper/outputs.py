@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 from wrapper.errors import OutputFileError
-
-CHUNK = 8 << 20
+from wrapper.staging.verify import adler32_of
 NAME_MAX = 255
 
 
@@ -32,15 +31,6 @@ class CommittedOutput:
     def to_report(self) -> dict:
         return {"name": self.path.name, "file_guid": self.file_guid, "file_size": self.file_size,
                 "checksum": f"ad:{self.adler32}", "adler32": self.adler32, "nentries": self.nentries}
-
-
-def adler32_of(path: Path) -> str:
-    """The adler32 checksum of a file as 8 hex digits, the form the pilot and Rucio use."""
-    value = 1
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            value = zlib.adler32(chunk, value)
-    return f"{value & 0xFFFFFFFF:08x}"
 
 
 class OutputPlan:

@@ -28,6 +28,7 @@ ERROR_REPORT = "payload_error_report.json"
 EXIT_MSG_LIMIT = 256
 # The report goes to the PanDA server as metadata: a huge job parameter string is cut, not copied.
 CMDLINE_LIMIT = 1 << 16
+LIST_LIMIT = 100       # items of one argument's list kept in the report's spec section
 
 
 @dataclass
@@ -76,6 +77,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _redacted(value: Any) -> Any:
+    """Plain data with every string redacted: sections carry arguments, which may hold signed URLs."""
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return redact(value) if isinstance(value, str) else value
+
+
+def abridged(arguments: dict) -> dict:
+    """Arguments for the report: a list longer than LIST_LIMIT keeps its first items and the count,
+    as the command line is cut at CMDLINE_LIMIT."""
+    return {name: [*value[:LIST_LIMIT], f"... ({len(value)} in all)"]
+            if isinstance(value, (list, tuple)) and len(value) > LIST_LIMIT else value
+            for name, value in arguments.items()}
+
+
 class JobReport:
     """Accumulates what the job did; `write()` produces the reports and returns the exit code."""
 
@@ -114,10 +132,12 @@ class JobReport:
             self.steps.append(step)
             return step
 
-    def section(self, name: str, content: Any) -> None:
-        """Attach a named section (platform, build, staging, spec, …) to the report."""
+    def section(self, name: str, content: Any) -> Any:
+        """Attach a named section (platform, build, staging, spec, …) to the report; returns it as
+        stored (plain data, credentials redacted)."""
         with self._lock:
-            self.sections[name] = _plain(content)
+            self.sections[name] = _redacted(_plain(content))
+            return self.sections[name]
 
     def set_inputs(self, entries: list) -> None:
         """The input files with their staging figures (replaced as the job learns more)."""
@@ -183,14 +203,27 @@ class JobReport:
             return report
 
     def write(self) -> int:
-        """Write jobReport.json (and payload_error_report.json on failure) once; return the exit code."""
+        """Write payload_error_report.json (on failure) and jobReport.json once; return the exit code.
+
+        The error report goes first: a few hundred bytes that carry the reason, it still fits on a
+        disk too full for the job report. Both are tried; then an OSError naming the report that
+        could not be written (the job report when neither could) is raised.
+        """
         with self._lock:
             if self._written:
                 return self.exit_code
-            _atomic_json(self.workdir / JOB_REPORT, self.to_dict())
+            reports = [(self.workdir / JOB_REPORT, self.to_dict())]
             if self.exit_code != ec.OK:
-                _atomic_json(self.workdir / ERROR_REPORT,
-                             {"error_code": self.exit_code, "error_diag": self.exit_msg})
+                reports.insert(0, (self.workdir / ERROR_REPORT,
+                                   {"error_code": self.exit_code, "error_diag": self.exit_msg}))
+            failure: Optional[OSError] = None
+            for path, content in reports:
+                try:
+                    _atomic_json(path, content)
+                except OSError as err:
+                    failure = OSError(err.errno, err.strerror, str(path))
+            if failure is not None:
+                raise failure
             self._written = True
             return self.exit_code
 

@@ -14,9 +14,10 @@ import payload
 from payload import errors as perr
 from payload.api import InferConfig, Provenance, StepResult, TrainConfig
 from wrapper.errors import (ExecutionError, InputFileError, JobInterrupted, NoEventsError,
-                            TimeLimitError, TrfError)
+                            OutputFileError, TimeLimitError, TrfError)
 from wrapper.outputs import OutputPlan
 from wrapper.spec import JobSpec
+from wrapper.staging.scratch import is_disk_full
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,31 @@ def payload_errors(stop_reason: Callable[[], Optional[TrfError]]) -> Iterator[No
     except perr.EventFileError as err:
         raise InputFileError(str(err), cause="corrupt", source=err.path) from None
     except perr.ModelFileError as err:
-        raise InputFileError(str(err), cause="model-mismatch", source=err.path) from None
+        raise InputFileError(str(err), cause="model-mismatch" if err.mismatch else "corrupt",
+                             source=err.path) from None
     except perr.NoEventsError as err:
         raise NoEventsError(str(err)) from None
     except perr.CollectiveError as err:
         raise ExecutionError(str(err)) from None
     except perr.TrainingDivergedError as err:
-        raise ExecutionError(f"{err}; lower --learningRate or check the inputs for bad events") from None
+        raise ExecutionError(f"{err} (the trf's options: --learningRate, --precision=float32)") from None
+
+
+@contextlib.contextmanager
+def output_errors(outputs: OutputPlan) -> Iterator[None]:
+    """A full disk while the payload writes its outputs or checkpoints is an output error (exit 11)."""
+    try:
+        yield
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        pending = outputs.pending()
+        named = [f"output {outputs.lfns[name]} (--{name})" for name, tmp in pending.items()
+                 if tmp.name in str(err)]
+        what = named[0] if named else f"its files in {outputs.workdir}"
+        raise OutputFileError(f"no space left in the job directory while the payload wrote {what}; "
+                              "ask for more scratch space or fewer events per job",
+                              cause="disk-full") from None
 
 
 def stop_reason_for(signum_of: Callable[[], Optional[int]], deadline: Optional[float],
@@ -98,7 +117,7 @@ def run_payload(spec: JobSpec, ctx: RunContext, outputs: OutputPlan,
         return outputs.temp_path(name) if name in outputs.lfns else None
 
     common = dict(provenance=provenance, progress=ctx.progress, should_stop=ctx.should_stop)
-    with payload_errors(stop_reason):
+    with payload_errors(stop_reason), output_errors(outputs):
         if spec.mode == "train":
             return api.train(ctx.inputs, temp("outputModelFile"), config, init_model=ctx.model,
                              output_metrics=temp("outputMetricsFile"), output_plot=temp("outputPlotFile"),

@@ -1,6 +1,10 @@
 """Inference and evaluation with a `tiny` network on real event files."""
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -121,3 +125,20 @@ def test_bad_inputs_are_reported_before_the_model_is_loaded(tiny, events_file, u
     missing = tmp_path / "missing.h5"
     with pytest.raises(EventFileError, match="missing.h5"):
         infer([missing], model_path, tmp_path / "pred.h5", CONFIG)
+
+
+def test_the_api_module_imports_no_framework_until_called():
+    code = ("import sys, payload.api; "
+            "assert not {'keras', 'tensorflow', 'jax', 'torch'} & set(sys.modules), sorted(sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert run.returncode == 0, run.stderr[-1500:]
+
+
+def test_api_functions_run_the_payload(tiny, unlabelled_events_file, tmp_path):
+    from payload import api
+
+    model_path, _ = tiny
+    result = api.infer([unlabelled_events_file], model_path, tmp_path / "pred.h5", CONFIG)
+    assert result.processed_events == 5 and read_predictions(tmp_path / "pred.h5").event_id.size == 5
+    assert [c.events for c in api.inspect_inputs([unlabelled_events_file], require_labels=False)] == [5]

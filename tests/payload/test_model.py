@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from payload.errors import ModelFileError
-from payload.model import CONFIGS, build_model, config_name_of, get_config
+from payload.model import PixelPosition, build_model, config_name_of, get_config
 from payload.modelfile import load_model, save_model
 from payload.precision import dtype_policy
 
@@ -50,6 +50,17 @@ def test_mixed_precision_computes_in_bfloat16_and_still_returns_float32_logits()
     assert model.get_layer("down0_l0_conv").compute_dtype == "bfloat16"
     logits = model(np.ones((1, 320, 320, 1), np.float32), training=False)
     assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+
+
+def test_pixel_position_appends_row_and_column_scaled_to_one():
+    images = np.random.default_rng(2).random((2, 320, 320, 1), np.float32)
+    out = keras.ops.convert_to_numpy(PixelPosition()(images))
+    assert out.shape == (2, 320, 320, 3)
+    np.testing.assert_array_equal(out[..., 0], images[..., 0])
+    np.testing.assert_allclose(out[1, :, 7, 1], np.arange(320) / 319, atol=1e-6)   # tick (row)
+    np.testing.assert_allclose(out[0, 5, :, 2], np.arange(320) / 319, atol=1e-6)   # wire (column)
+    assert "pixel_position" in [l.name for l in build_model("tiny").layers]
+    assert "pixel_position" not in [l.name for l in build_model("paper").layers]  # the paper as published
 
 
 def test_unknown_config_and_precision_names_are_refused():
@@ -113,6 +124,20 @@ def test_saved_model_loads_into_its_config_under_any_name(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_weighted_loss_model_is_saved_with_calibrated_logits(tmp_path):
+    # A loss weighting class c by w_c drives the softmax towards w_c·p_c (normalised); the saved
+    # network must give back p_c, i.e. softmax(logits − log w).
+    keras.utils.set_random_seed(4)
+    model = build_model("tiny")
+    weights = (0.07, 12.0, 1.0)
+    loaded = load_model(save_model(model, tmp_path / "m.keras", class_weights=weights), "tiny")
+    images = np.random.default_rng(3).random((1, 320, 320, 1), np.float32)
+    trained = keras.ops.convert_to_numpy(keras.ops.softmax(model(images, training=False)))
+    saved = keras.ops.convert_to_numpy(keras.ops.softmax(loaded(images, training=False)))
+    expected = trained / np.asarray(weights)
+    np.testing.assert_allclose(saved, expected / expected.sum(-1, keepdims=True), rtol=1e-4, atol=1e-6)
+
+
 def test_loading_a_model_of_another_config_names_file_and_configs(tmp_path):
     path = save_model(build_model("tiny"), tmp_path / "tiny.keras")
     with pytest.raises(ModelFileError, match="tiny.keras holds the 'tiny' network, but the 'small'") as err:
@@ -148,6 +173,3 @@ def test_a_zip_that_is_not_a_keras_model_is_refused(tmp_path):
     with pytest.raises(ModelFileError, match="cannot be read"):
         load_model(path, "tiny")
 
-
-def test_all_named_configs_build():
-    assert set(CONFIGS) == {"paper", "small", "tiny"}

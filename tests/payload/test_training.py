@@ -8,8 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from payload.api import Progress, TrainConfig
+from payload.api import InferConfig, Progress, TrainConfig
 from payload.errors import EventFileError, ModelFileError, NoEventsError, StopRequested, TrainingDivergedError
+from payload.inference import evaluate
 from payload.model import build_model
 from payload.modelfile import load_model, save_model
 from payload.training import (RunState, _end_epoch, latest_checkpoint, save_checkpoint, shuffled,
@@ -43,6 +44,12 @@ def test_training_learns_and_writes_model_metrics_and_plot(events_file, tmp_path
     assert beam > cosmic > background and cosmic == pytest.approx(1.0)
     assert doc["history"]["loss"] == list(losses)
     assert (tmp_path / "curve").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The validation metrics are those of the saved network (with its calibrated logits) on the
+    # 2 validation events, the last of the file.
+    holdout = evaluate([events_file], tmp_path / "dune.model", InferConfig(model_config="tiny", skip_events=10))
+    for key in ("iou_beam", "iou_cosmic", "purity_beam", "pixel_accuracy"):
+        assert holdout.metrics[key] == pytest.approx(result.metrics[f"val_{key}"], abs=1e-6)
 
     steps = [t for t in ticks if t.unit == "steps"]
     assert steps[0] == Progress("train epoch 1/3", 1, 5, "steps", steps[0].metrics)

@@ -77,7 +77,7 @@ def test_missing_input_is_exit_9_before_any_framework(jobdir, run_cli, assert_fa
     assert sorted(p.name for p in jobdir.iterdir()) == ["jobReport.json", "payload_error_report.json"]
 
 
-@pytest.mark.parametrize("words", [["-x"], ["--"], ["-"], [""], ["--mode"], ["--help=maybe"], ["-h", "x"],
+@pytest.mark.parametrize("words", [["-x"], ["--"], ["-"], [""], ["--mode"], ["--help=maybe"],
                                    ["--mode", "infer", "train"], ["--=1"], ["---mode=infer"],
                                    ["--mode=infer", "--mode=infer"]])
 def test_usage_errors_never_exit_2(jobdir, run_cli, read_reports, words):
@@ -105,8 +105,10 @@ def test_help_lists_every_argument_without_a_framework(jobdir, run_cli):
     assert list(jobdir.iterdir()) == []  # no job ran, so no job report
 
 
-def test_help_among_other_arguments(jobdir, run_cli):
-    result = run_cli(["--mode=train", "--help", "--epochs=3"], jobdir)
+@pytest.mark.parametrize("words", [["--mode=train", "--help", "--epochs=3"], ["--mode=learn", "-h"],
+                                   ["-h", "stray"]])
+def test_help_wins_over_other_arguments_even_bad_ones(jobdir, run_cli, words):
+    result = run_cli(words, jobdir)
     assert result.rc == 0 and "--inputEventsFile" in result.stdout and list(jobdir.iterdir()) == []
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import zlib
 
 import pytest
@@ -11,7 +10,7 @@ from tests.staging import seaweed
 from tests.staging.samples import payload
 from wrapper import exitcodes
 from wrapper.errors import OutputFileError
-from wrapper.staging import CheckpointUploader, publish_outputs, report_entry
+from wrapper.staging import publish_outputs, report_entry
 
 MiB = 1 << 20
 
@@ -92,23 +91,3 @@ def test_unknown_prefix_scheme_is_refused(clean_env, options, workdir):
     assert_output_failure(info.value, "bad-uri")
 
 
-def test_checkpoints_upload_only_what_changed(s3env, s3, bucket, options, workdir):
-    checkpoints = workdir / "checkpoints"
-    (checkpoints / "epoch-0001").mkdir(parents=True)
-    (checkpoints / "epoch-0001" / "model.weights.h5").write_bytes(b"w1")
-    (checkpoints / "latest.json").write_text('{"epoch": 1}')
-    upload = CheckpointUploader(options, checkpoints, f"s3://{bucket}/ckpt/job42")
-
-    first = upload(checkpoints / "epoch-0001")
-    assert sorted(p.url for p in first) == [f"s3://{bucket}/ckpt/job42/epoch-0001/model.weights.h5",
-                                            f"s3://{bucket}/ckpt/job42/latest.json"]
-    assert upload(checkpoints / "epoch-0001") == ()
-
-    (checkpoints / "epoch-0002").mkdir()
-    (checkpoints / "epoch-0002" / "model.weights.h5").write_bytes(b"w2")
-    (checkpoints / "latest.json").write_text('{"epoch": 2}')
-    os.utime(checkpoints / "latest.json", ns=(1, 10**18))
-    second = upload(checkpoints / "epoch-0002")
-    assert sorted(p.path.name for p in second) == ["latest.json", "model.weights.h5"]
-    assert s3.get_object(Bucket=bucket, Key="ckpt/job42/latest.json")["Body"].read() == b'{"epoch": 2}'
-    assert s3.get_object(Bucket=bucket, Key="ckpt/job42/epoch-0002/model.weights.h5")["Body"].read() == b"w2"

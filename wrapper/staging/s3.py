@@ -23,7 +23,7 @@ from wrapper.staging.logs import guard_library_logs
 from wrapper.staging.names import inside, part_path
 from wrapper.staging.options import MiB, StagingOptions, s3_endpoint
 from wrapper.staging.results import StagedInput
-from wrapper.staging.scratch import discard, finalize, is_disk_full
+from wrapper.staging.scratch import discard, finalize, is_disk_full, under_way
 from wrapper.staging.verify import verify
 
 if TYPE_CHECKING:
@@ -250,6 +250,7 @@ class S3:
                     final = inside(options.workdir, plan.name)
                     part = part_path(final)
                     discard(part)
+                    under_way(part)
                     watch = _Watch(plan.uri, remote, options.progress)
                     bucket, key = split_uri(plan.location)
                     future = manager.download(bucket, key, str(part), subscribers=[watch])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import shutil
 from pathlib import Path
@@ -9,6 +10,9 @@ from pathlib import Path
 from wrapper.staging.failures import input_error
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# `.part` files of the transfers under way in this process: a job abandoned on a signal while
+# transfer threads still run removes them (discard_unfinished) before it exits.
+_UNDER_WAY: set = set()
 
 
 def ensure_free_space(directory: Path, needed: int, what: str) -> None:
@@ -30,10 +34,35 @@ def is_disk_full(err: BaseException) -> bool:
 
 def discard(path: Path) -> None:
     """Remove a partial file if it is there (never follows a symlink: the link itself goes)."""
+    _UNDER_WAY.discard(Path(path))
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def under_way(part: Path) -> Path:
+    """Note `part` as the file of a transfer under way until it is finalized or discarded."""
+    _UNDER_WAY.add(Path(part))
+    return part
+
+
+def discard_unfinished() -> list:
+    """Remove the `.part` files (and s3transfer's temporaries of them) of transfers still under way.
+
+    For a job abandoned on a signal: its transfer threads cannot be joined within the pilot's
+    grace, and a half-fetched input must not stay in the job directory. Returns the names removed.
+    """
+    removed = []
+    for part in list(_UNDER_WAY):
+        for leftover in (part, *part.parent.glob(glob.escape(part.name) + ".*")):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                continue
+            removed.append(leftover.name)
+        _UNDER_WAY.discard(part)
+    return removed
 
 
 def open_part(path: Path, *, append: bool):
@@ -42,9 +71,11 @@ def open_part(path: Path, *, append: bool):
     if not append:
         discard(path)
         flags |= os.O_EXCL
+    under_way(path)
     return os.fdopen(os.open(path, flags, 0o644), "ab" if append else "wb")
 
 
 def finalize(part: Path, final: Path) -> None:
     """Give a verified `.part` its final name in one step (replacing a stale file or symlink there)."""
     os.replace(part, final)
+    _UNDER_WAY.discard(Path(part))

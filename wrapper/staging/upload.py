@@ -3,7 +3,7 @@
 Outputs exist as `<job directory>/<LFN>` before they are published (the pilot needs them there
 whatever happens to the upload); they go to `<outputPrefix><LFN>` on S3 (with the adler32 in the
 object's metadata) or by HTTPS PUT, and each is checked by HEAD afterwards. Checkpoints are
-uploaded each time training writes one, so nothing long is left for the 10 s after SIGTERM.
+uploaded by wrapper.checkpoints as training writes them, so nothing long is left for the 10 s after SIGTERM.
 """
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 from wrapper.errors import OutputFileError
 from wrapper.redact import redact
 from wrapper.staging.failures import output_error
-from wrapper.staging.names import is_lfn, output_name
+from wrapper.staging.names import output_name
 from wrapper.staging.options import StagingOptions
 from wrapper.staging.results import PublishedOutput
 from wrapper.staging.verify import adler32_of
@@ -39,40 +39,6 @@ def publish_outputs(paths: Sequence[Path], options: StagingOptions) -> Tuple[Pub
     for item in published:
         log.info("published %s -> %s: %d bytes in %.2f s", item.path.name, item.url, item.size, item.seconds)
     return published
-
-
-class CheckpointUploader:
-    """Uploads what changed in a checkpoint directory to `destination` each time it is called.
-
-    Made for the payload's `on_checkpoint(path)` hook: every call sends only the files whose size
-    or modification time changed since the last call, under `destination/<relative path>`.
-    """
-
-    def __init__(self, options: StagingOptions, directory: Path, destination: str):
-        self.options = options
-        self.directory = Path(directory)
-        self.destination = destination
-        self._sent: Dict[str, Tuple[int, int]] = {}
-
-    def __call__(self, path: Optional[Path] = None) -> Tuple[PublishedOutput, ...]:
-        changed = []
-        for file in sorted(self.directory.rglob("*")):
-            if file.is_symlink() or not file.is_file():
-                continue
-            relative = file.relative_to(self.directory).as_posix()
-            if not all(is_lfn(part) for part in relative.split("/")):
-                log.warning("checkpoint file %r not uploaded: its name does not match the LFN rule",
-                            relative[:80])
-                continue
-            stat = file.stat()
-            if self._sent.get(relative) != (stat.st_size, stat.st_mtime_ns):
-                changed.append((file, relative, (stat.st_size, stat.st_mtime_ns)))
-        published = _send([(file, _join(self.destination, relative)) for file, relative, _ in changed],
-                          self.options)
-        self._sent.update({relative: state for _, relative, state in changed})
-        if published:
-            log.info("checkpoint: uploaded %d file(s) to %s", len(published), redact(self.destination))
-        return published
 
 
 def _join(prefix: str, relative: str) -> str:
