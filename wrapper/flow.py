@@ -132,21 +132,24 @@ def _prepare(spec: JobSpec, report: JobReport, options, staged, stop, printer, d
     precision = selection.build.precision if spec.precision == "auto" else spec.precision
     log(f"build {selection.build.name} on {selection.device} ({precision}, batch {batch_size})")
     weights = selection.build.weights_uri if spec.build_manifest else spec.model_file
+    # A manifest's build names its own network; without one the build carries --modelConfig.
+    model_config = selection.build.model_config
     model = resolve_one(weights, options).local_path if weights else None
     gpus = clusters.local_gpus(spec, selection)
     report.section("distribution", clusters.distribution_report(spec, job_cluster, gpus, batch_size))
     training = spec.mode == "train"
     if training:
         resumed = checkpoints.resume_checkpoint(spec.checkpoint_prefix, report.workdir, options,
-                                                spec.model_config, spec.resume)
+                                                model_config, spec.resume)
         if resumed:
             report.section("resume", resumed.to_report())
             log(f"resuming: {resumed.to_report()}")
-    sync = (checkpoints.start_sync(spec.checkpoint_prefix, report.workdir, options, spec.model_config)
+    sync = (checkpoints.start_sync(spec.checkpoint_prefix, report.workdir, options, model_config)
             if training and job_cluster.is_chief else None)
     step.finish(True)
     return RunContext(
-        inputs=as_sources(staged), model=model, build_name=selection.build.name,
+        inputs=as_sources(staged), model_config=model_config, model=model,
+        build_name=selection.build.name,
         precision=precision, batch_size=batch_size,
         checkpoint_dir=checkpoints.local_dir(report.workdir), progress=printer,
         should_stop=lambda: stop.requested() or (deadline is not None and time.monotonic() >= deadline),

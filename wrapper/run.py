@@ -25,6 +25,7 @@ class RunContext:
     """Everything the payload step needs besides the spec."""
 
     inputs: tuple                       # paths or direct-access file objects
+    model_config: str                   # the chosen build's network (or --modelConfig)
     model: Optional[Path]
     build_name: str
     precision: str
@@ -37,7 +38,7 @@ class RunContext:
 
 
 def _common(spec: JobSpec, ctx: RunContext) -> dict:
-    return dict(model_config=spec.model_config, batch_size=ctx.batch_size,
+    return dict(model_config=ctx.model_config, batch_size=ctx.batch_size,
                 max_events=spec.max_events, skip_events=spec.skip_events,
                 seed=spec.random_seed, precision=ctx.precision, **ctx.distribution)
 

@@ -1,0 +1,238 @@
+"""The fault suite's fixtures, its per-scenario checks and the summary it prints at the end.
+
+Every scenario runs the real trf (`python -m wrapper`, what the `dune-payload` console script
+runs) in a fresh job directory, with recognisable credentials in its environment: AWS keys (the
+real ones of the suite's SeaweedFS), BEARER_TOKEN, BEARER_TOKEN_FILE and X509_USER_PROXY. The
+`scenario` fixture records every run and, after the test, checks what must hold whatever failed:
+
+- the exit code is one the pilot reads as meant, no traceback reached the log, and the two
+  reports agree with the exit code (when the job directory could hold them);
+- no file sits under a final output name after a failure, no partial file (`*.part`, `.tmp.*`)
+  is left, and every input (local files, S3 objects) has the checksum it had before;
+- no secret value appears in stdout, stderr, any file of the job directory, or any exception
+  text the scenario handed over.
+
+Those checks feed the ledger behind the summary (`scenarios run, passed; files lost; secrets
+leaked`), so the figures are counted from what was verified, not written down. The machinery
+itself (runner, checks, ledger) lives in `tests/faults/harness.py`.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.faults.harness import LEDGER, Scenario, Secrets, Trf  # noqa: E402
+from tests.staging import httpd, seaweed  # noqa: E402
+
+_SCENARIO_OUTCOME = pytest.StashKey[dict]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if "scenario" not in getattr(item, "fixturenames", ()):
+        return
+    phases = item.stash.setdefault(_SCENARIO_OUTCOME, {})
+    phases[report.when] = report.passed
+    if report.when == "teardown":
+        LEDGER.run += 1
+        LEDGER.passed += bool(phases.get("call")) and all(phases.values())
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not LEDGER.run and not LEDGER.texts_scanned:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.write_sep("=", "fault suite")
+    write(f"scenarios run: {LEDGER.run} ({LEDGER.run - LEDGER.via_pilot} through the CLI, "
+          f"{LEDGER.via_pilot} through the real pilot), passed: {LEDGER.passed}")
+    write(f"files lost: {len(LEDGER.files_lost)}; partial files left: {len(LEDGER.partial_left)}")
+    write(f"secrets leaked: {len(LEDGER.leaks)} ({LEDGER.texts_scanned} texts, "
+          f"{LEDGER.bytes_scanned} bytes scanned for {len(Secrets().values())} secret values)")
+    for problem in LEDGER.files_lost + LEDGER.partial_left + LEDGER.leaks:
+        write(f"  {problem}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="session")
+def secrets(tmp_path_factory) -> Secrets:
+    """The suite's credentials; the token file and the proxy exist with recognisable content."""
+    found = Secrets(directory=tmp_path_factory.mktemp("credentials"))
+    found.token_file.write_text(found.file_token + "\n")
+    found.proxy.write_text(f"-----BEGIN CERTIFICATE-----\n{found.proxy_content}\n-----END CERTIFICATE-----\n")
+    found.token_file.chmod(0o600)
+    found.proxy.chmod(0o600)
+    return found
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory):
+    return httpd.self_signed(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def trf_env(secrets, tls_files) -> dict:
+    """A worker node's environment: ours without stray credentials, plus the suite's secrets."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "BEARER_TOKEN", "X509_", "S3_ENDPOINT", "REQUESTS_CA", "CURL_CA"))
+           and k not in ("PYTHONSTARTUP", "PanDA_TaskID", "PANDAID")}
+    env.update(secrets.env())
+    env.update(PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow",
+               REQUESTS_CA_BUNDLE=tls_files[0])
+    return env
+
+
+@pytest.fixture
+def scenario(request, secrets):
+    """The scenario of this test; its checks run after the test and fail it when they fail."""
+    current = Scenario(request.node.name, secrets)
+    yield current
+    LEDGER.via_pilot += current.via_pilot
+    problems = current.verify()
+    if not current.runs and not current.via_pilot:
+        problems.append("the scenario ran nothing")
+    assert not problems, f"scenario {current.name}: " + "; ".join(problems)
+
+
+@pytest.fixture
+def jobdir(tmp_path) -> Path:
+    """An empty job directory, as the pilot gives a trf."""
+    path = tmp_path / "job"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def trf(scenario, jobdir, trf_env, tmp_path) -> Trf:
+    """`trf(*args, jobdir=, env=)` runs the real CLI; `trf.start(...)` runs it in the background."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    return Trf(scenario, jobdir, trf_env, logs)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """`tmpfs(size, readonly=False)` mounts a small tmpfs (we are root) and unmounts it afterwards."""
+    mounted: list[Path] = []
+
+    def mount(size: str = "1m", *, readonly: bool = False) -> Path:
+        path = tmp_path / f"tmpfs{len(mounted)}"
+        path.mkdir()
+        options = f"size={size},mode=0755" + (",ro" if readonly else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.fail(f"cannot mount a tmpfs at {path} (the fault suite runs as root): {done.stderr}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", str(path)], check=True)
+
+
+@dataclass(frozen=True)
+class Data:
+    """Real files every scenario may read (never write): events and a model of config `tiny`."""
+
+    directory: Path
+    events: Path            # 4 labelled events
+    unlabelled: Path        # 4 events without /labels
+    huge: Path              # 4 labelled events whose hits hold 3e38: finite, but they overflow
+    model: Path             # a tiny FC-DenseNet trained on `events`
+
+    def all(self) -> tuple:
+        return (self.events, self.unlabelled, self.huge, self.model)
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory, trf_env) -> Data:
+    """Built once: synthetic events (payload.simulate) and a model trained by the trf itself."""
+    import numpy as np
+
+    from payload.events import write_events
+    from payload.simulate import simulate_events
+
+    directory = tmp_path_factory.mktemp("fault-data")
+    events = simulate_events(4, 11, path=directory / "events.h5")
+    images, labels, event_id = simulate_events(4, 12)
+    write_events(directory / "unlabelled.h5", images, event_ids=event_id)
+    write_events(directory / "huge.h5", np.where(images > 0, np.float32(3e38), np.float32(0)), labels,
+                 event_id)
+    job = tmp_path_factory.mktemp("model-job")
+    done = subprocess.run([sys.executable, "-m", "wrapper", "--mode=train", f"--inputEventsFile={events}",
+                           "--modelConfig=tiny", "--epochs=1", "--batchSize=2", "--validationSplit=0",
+                           "--outputModelFile=model.keras"], cwd=job, env=trf_env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (job / "model.keras").rename(directory / "model.keras")
+    return Data(directory, events, directory / "unlabelled.h5", directory / "huge.h5",
+                directory / "model.keras")
+
+
+@pytest.fixture
+def inputs(scenario, data) -> Data:
+    """The session's data, registered as this scenario's inputs (checked unchanged afterwards)."""
+    scenario.input(*data.all())
+    return data
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory, secrets):
+    """The suite's SeaweedFS (loopback, authentication on, the suite's keys), stopped by PID."""
+    server = seaweed.start(tmp_path_factory.mktemp("seaweed"), access_key=secrets.access_key,
+                           secret_key=secrets.secret_key)
+    yield server
+    seaweed.stop(server)
+
+
+_buckets = itertools.count()
+
+
+@dataclass(frozen=True)
+class S3Place:
+    """A fresh bucket on a SeaweedFS, its client, and the trf environment that points there."""
+
+    server: object
+    client: object
+    bucket: str
+
+    @property
+    def env(self) -> dict:
+        return {"AWS_ENDPOINT_URL": self.server.endpoint}
+
+    def put(self, key: str, body: bytes) -> str:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
+        return f"s3://{self.bucket}/{key}"
+
+
+@pytest.fixture
+def s3(s3_server) -> S3Place:
+    client = s3_server.client()
+    bucket = f"faults-{os.getpid()}-{next(_buckets)}"
+    client.create_bucket(Bucket=bucket)
+    return S3Place(s3_server, client, bucket)
+
+
+@pytest.fixture
+def https(tls_files):
+    """A loopback HTTPS server (the suite's certificate is the CA bundle of the trf's env)."""
+    server = httpd.LoopbackHTTP(tls=tls_files).start()
+    yield server
+    server.stop()
+
+

@@ -1,0 +1,374 @@
+"""The fault suite's machinery: the trf runner, the per-scenario checks, the ledger of what was verified.
+
+`tests/faults/conftest.py` turns these into fixtures and prints the ledger at the end of the
+session; the scenarios import `expect_failure` from here.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+import pytest
+
+# What the pilot reads as meant (DESIGN §3): never 2, 3, 255 or above 255.
+ALLOWED_EXIT = frozenset({0, 4, 5, 7, 9, 11, 15, 16, 17, 64, 65, 67, 69, 250, 251,
+                          128 + signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGUSR1})
+TRACEBACK = "Traceback (most recent call last)"
+PARTIAL = re.compile(r"(^\.tmp\.|\.part$|\.part\.[0-9A-Fa-f]{8}$|^\.ckpt-.*\.tmp$)")
+SCAN_LIMIT = 64 << 20   # files of the job directory scanned for secrets whole, outputs included
+STOP_GRACE_S = 2.0      # SIGKILL follows SIGTERM this soon in the signal scenarios
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Recognisable credential values the whole suite runs with; none may ever be written out."""
+
+    access_key: str = "AKIAFAULTSUITE7Q2X9ZW"
+    secret_key: str = "faults-aws-SECRET-3d9f0b6e1c7a4e2f"
+    bearer: str = "faults-BEARER-8c1d5e9a2b7f"
+    file_token: str = "faults-TOKENFILE-5f3a9c2e7d"
+    proxy_content: str = "faults-PROXY-6a2d8f4c1b"
+    wrong_secret: str = "faults-WRONG-secret-4e7a1c9d"
+    url_password: str = "faults-URLPASS-2b8e6f"
+    directory: Path = Path("/nonexistent")
+
+    @property
+    def token_file(self) -> Path:
+        return self.directory / "bt_faults"
+
+    @property
+    def proxy(self) -> Path:
+        return self.directory / "x509up_faults_7e3b"
+
+    def values(self) -> dict[str, str]:
+        """{what: value} of everything that must never appear in a log, report or message."""
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "BEARER_TOKEN": self.bearer, "BEARER_TOKEN_FILE content": self.file_token,
+                "X509_USER_PROXY": str(self.proxy), "proxy content": self.proxy_content,
+                "a wrong AWS secret": self.wrong_secret, "a URL password": self.url_password}
+
+    def env(self) -> dict[str, str]:
+        """The credential part of a worker node's environment."""
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                "BEARER_TOKEN": self.bearer, "BEARER_TOKEN_FILE": str(self.token_file),
+                "X509_USER_PROXY": str(self.proxy), "XDG_RUNTIME_DIR": "/nonexistent-runtime-dir"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The ledger behind the summary
+
+
+@dataclass
+class Ledger:
+    """What the suite verified, counted as it happened."""
+
+    run: int = 0
+    passed: int = 0
+    via_pilot: int = 0
+    files_lost: list = field(default_factory=list)
+    partial_left: list = field(default_factory=list)
+    leaks: list = field(default_factory=list)
+    texts_scanned: int = 0
+    bytes_scanned: int = 0
+
+    def scan(self, secrets: Secrets, label: str, text: str) -> list[str]:
+        """Look for every secret value in `text`; record and return what leaked."""
+        self.texts_scanned += 1
+        self.bytes_scanned += len(text)
+        found = [f"{what} in {label}" for what, value in secrets.values().items() if value in text]
+        self.leaks.extend(found)
+        return found
+
+
+LEDGER = Ledger()
+
+# ---------------------------------------------------------------------------------------------
+# Running the trf
+
+
+@dataclass(frozen=True)
+class TrfRun:
+    """One finished run of the trf: exit code, output, reports (None where absent)."""
+
+    args: tuple
+    jobdir: Path
+    rc: int
+    stdout: str
+    stderr: str
+    report: Optional[dict]
+    error_report: Optional[dict]
+
+    @property
+    def message(self) -> str:
+        return self.report["exitMsg"] if self.report else ""
+
+    @property
+    def cause(self) -> Optional[str]:
+        return self.report.get("errorCause") if self.report else None
+
+    def output_names(self) -> tuple:
+        """The output LFNs the arguments name (hostile ones included, as given)."""
+        return output_names(self.args)
+
+
+def output_names(args: Sequence[str]) -> tuple:
+    names = []
+    for i, word in enumerate(args):
+        match = re.match(r"--(output\w*File)(?:=(.*))?$", word, re.S)
+        if match and match.group(1) != "outputPrefix":
+            value = match.group(2) if match.group(2) is not None else (
+                args[i + 1] if i + 1 < len(args) else "")
+            names.extend(v for v in value.split(",") if v)
+    return tuple(names)
+
+
+def _read_json(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class Running:
+    """A trf started in the background (own session, as the pilot starts it), to be stopped."""
+
+    def __init__(self, args: tuple, jobdir: Path, env: dict, logs: Path, on_finish: Callable):
+        self.args, self.jobdir, self._on_finish = args, jobdir, on_finish
+        self.stdout_path, self.stderr_path = logs.with_suffix(".stdout"), logs.with_suffix(".stderr")
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "wrapper", *args], cwd=jobdir, env=env,
+                                         stdout=out, stderr=err, start_new_session=True)
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 180.0,
+                 poll: float = 0.05) -> None:
+        """Wait until `condition()` holds; fail naming `what` if the trf ends or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            if self.proc.poll() is not None:
+                pytest.fail(f"the trf ended (exit {self.proc.returncode}) before {what}:\n"
+                            f"{self.stderr_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(poll)
+        self.kill()
+        pytest.fail(f"timed out waiting for {what}")
+
+    def wait_for_output(self, text: str, timeout: float = 180.0) -> None:
+        self.wait_for(lambda: text in self.stdout(), f"{text!r} on stdout", timeout)
+
+    def stop(self, signum: int = signal.SIGTERM, grace_s: float = STOP_GRACE_S) -> TrfRun:
+        """Signal the process group, as the pilot does; SIGKILL follows after `grace_s`."""
+        os.killpg(self.proc.pid, signum)
+        try:
+            self.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        return self.finish()
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    def finish(self, timeout: float = 300.0) -> TrfRun:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        run = TrfRun(self.args, self.jobdir, self.proc.returncode, self.stdout(),
+                     self.stderr_path.read_text(errors="replace"),
+                     _read_json(self.jobdir / "jobReport.json"),
+                     _read_json(self.jobdir / "payload_error_report.json"))
+        self._on_finish(run)
+        return run
+
+
+class Trf:
+    """Runs the trf in job directories with the suite's environment; every run is recorded."""
+
+    def __init__(self, scenario: "Scenario", jobdir: Path, env: dict, logs: Path):
+        self.scenario, self.jobdir, self.env, self._logs = scenario, jobdir, env, logs
+        self._count = itertools.count()
+
+    def _env(self, extra: Optional[dict]) -> dict:
+        env = dict(self.env)
+        env.update(extra or {})
+        return {k: v for k, v in env.items() if v is not None}
+
+    def start(self, *args: str, jobdir: Optional[Path] = None, env: Optional[dict] = None) -> Running:
+        jobdir = jobdir or self.jobdir
+        logs = self._logs / f"run{next(self._count)}"
+        return Running(tuple(args), jobdir, self._env(env), logs, self.scenario.record)
+
+    def __call__(self, *args: str, jobdir: Optional[Path] = None, env: Optional[dict] = None,
+                 timeout: float = 300.0) -> TrfRun:
+        return self.start(*args, jobdir=jobdir, env=env).finish(timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-scenario checks
+
+
+def size_of(path: Path) -> int:
+    """The size of a file another process may remove at any moment (0 when it is gone)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_digest(path: Path) -> Optional[str]:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+class Scenario:
+    """One named fault scenario: what it ran, what it read, and the checks that always apply."""
+
+    def __init__(self, name: str, secrets: Secrets, ledger: Ledger = LEDGER):
+        self.name = name
+        self.secrets = secrets
+        self.ledger = ledger
+        self.allow_traceback = False        # --debug prints tracebacks of expected failures
+        self.runs: list[TrfRun] = []
+        self.texts: list[tuple[str, str]] = []
+        self._inputs: dict[Path, Optional[str]] = {}
+        self._objects: dict[tuple, tuple] = {}
+        self._kept: set = set()
+        self.via_pilot = False
+
+    def record(self, run: TrfRun) -> None:
+        self.runs.append(run)
+
+    def input(self, *paths: Path) -> None:
+        """Files the trf reads: they must be byte-for-byte the same afterwards."""
+        for path in paths:
+            self._inputs[Path(path)] = file_digest(Path(path))
+
+    def s3_input(self, client, bucket: str, key: str) -> None:
+        """An S3 object the trf reads: it must be the same afterwards."""
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        self._objects[(bucket, key)] = (client, digest(body))
+
+    def scan(self, label: str, text: str) -> None:
+        """Hand over a text (an exception message, a pilot file) for the secrets scan."""
+        self.texts.append((label, text))
+
+    def keep(self, path: Path) -> None:
+        """A file under a final name that this (failed) scenario expects, e.g. one there before."""
+        self._kept.add(Path(path))
+
+    # -- checks --------------------------------------------------------------------------------
+
+    def verify(self) -> list[str]:
+        problems: list[str] = []
+        for run in self.runs:
+            problems += self._run_problems(run)
+        for path, before in self._inputs.items():
+            if file_digest(path) != before:
+                self.ledger.files_lost.append(f"{self.name}: input {path.name} changed or vanished")
+                problems.append(f"input {path} changed or vanished")
+        for (bucket, key), (client, before) in self._objects.items():
+            try:
+                after = digest(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+            except Exception as err:  # noqa: BLE001 - any failure to read it back is a loss
+                after = f"unreadable: {type(err).__name__}"
+            if after != before:
+                self.ledger.files_lost.append(f"{self.name}: object s3://{bucket}/{key} changed or vanished")
+                problems.append(f"object s3://{bucket}/{key} changed or vanished")
+        for label, text in self.texts:
+            problems += self.ledger.scan(self.secrets, f"{self.name}: {label}", text)
+        return problems
+
+    def _run_problems(self, run: TrfRun) -> list[str]:
+        problems = []
+        where = f"run in {run.jobdir.name}"
+        if run.rc not in ALLOWED_EXIT and run.rc != -signal.SIGKILL:
+            problems.append(f"{where}: exit {run.rc} is not one the pilot reads as meant")
+        if not self.allow_traceback and (TRACEBACK in run.stderr or TRACEBACK in run.stdout):
+            problems.append(f"{where}: a traceback reached the log:\n{run.stderr[-2000:]}")
+        if run.report is not None:
+            if run.report["exitCode"] != run.rc and run.rc != -signal.SIGKILL:
+                problems.append(f"{where}: jobReport exitCode {run.report['exitCode']} != exit {run.rc}")
+            expected = (None if run.report["exitCode"] == 0 else
+                        {"error_code": run.report["exitCode"], "error_diag": run.report["exitMsg"]})
+            if run.error_report != expected:
+                problems.append(f"{where}: payload_error_report.json {run.error_report} != {expected}")
+        failed = run.rc != 0
+        for lfn in run.output_names():
+            final = Path(os.path.normpath(run.jobdir / lfn))
+            if failed and (final.exists() or final.is_symlink()) and final not in self._kept:
+                self.ledger.files_lost.append(f"{self.name}: {lfn} left under its final name by a failed job")
+                problems.append(f"{where}: {lfn} left under its final name")
+            written = final.is_file() and final.stat().st_size > 0
+            if not failed and "--dryRun" not in run.args and not written:
+                problems.append(f"{where}: exit 0 without output {lfn}")
+        killed = run.rc == -signal.SIGKILL   # nothing can clean up after SIGKILL
+        for path in [] if killed else _walk(run.jobdir, with_dirs=True):
+            if PARTIAL.search(path.name):
+                self.ledger.partial_left.append(f"{self.name}: {path.name} left in the job directory")
+                problems.append(f"{where}: partial file {path.name} left")
+        problems += self.ledger.scan(self.secrets, f"{self.name}: stdout", run.stdout)
+        problems += self.ledger.scan(self.secrets, f"{self.name}: stderr", run.stderr)
+        for path in _walk(run.jobdir):
+            if path.is_file() and path.stat().st_size < SCAN_LIMIT:
+                problems += self.ledger.scan(self.secrets, f"{self.name}: {path.name}",
+                                             path.read_bytes().decode("latin-1"))
+        return problems
+
+
+def _walk(directory: Path, with_dirs: bool = False) -> Iterable[Path]:
+    try:
+        return [p for p in Path(directory).rglob("*") if with_dirs or not p.is_dir()]
+    except OSError:
+        return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Assertions every scenario makes
+
+
+def expect_failure(run: TrfRun, code: int, *, cause: Optional[str] = None, mentions: Sequence[str] = (),
+                   acronym: Optional[str] = None) -> dict:
+    """The run failed with `code`; both reports say so; the message names what it must.
+    Returns the job report."""
+    assert run.rc == code, f"exit {run.rc}, expected {code}:\n{run.stderr[-3000:]}"
+    assert run.report is not None, "jobReport.json missing"
+    assert run.report["exitCode"] == code
+    if acronym:
+        assert run.report["exitAcronym"] == acronym
+    assert run.error_report == {"error_code": code, "error_diag": run.report["exitMsg"]}
+    if cause is not None:
+        assert run.report.get("errorCause") == cause, run.report.get("errorCause")
+    for text in mentions:
+        assert text in run.report["exitMsg"], f"{text!r} not in {run.report['exitMsg']!r}"
+        assert text in run.stderr, f"{text!r} not in stderr"
+    assert run.report["files"]["output"] == []
+    return run.report

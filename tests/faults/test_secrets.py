@@ -1,0 +1,158 @@
+"""Secrets: credentials in the environment and in the arguments never reach a log, report or message.
+
+Every scenario of the suite already runs with the suite's AWS keys, BEARER_TOKEN, BEARER_TOKEN_FILE
+and X509_USER_PROXY set and is scanned for them (the `scenario` fixture). The scenarios here put
+credentials where a task definition could: in URLs (user:password@, presigned signatures), in the
+S3 endpoint, behind --debug, and through the token file alone; the in-process tests scan the
+exception texts of the failures that talk to the store with a wrong key.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.faults.harness import LEDGER, Ledger, Scenario, TrfRun, expect_failure
+from tests.staging import seaweed
+
+
+def _signed(url: str, secrets) -> str:
+    """`url` presigned the way S3 does it, with the suite's access key and a signature."""
+    return (f"{url}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={secrets.access_key}%2F20260101"
+            f"&X-Amz-Signature={secrets.url_password}")
+
+
+def test_credentials_in_the_arguments_stay_out_of_the_plan_and_the_report(trf, inputs, secrets, jobdir):
+    (port,) = seaweed.free_ports(1)
+    userinfo = f"https://reader:{secrets.url_password}@127.0.0.1:{port}/data/ev.h5"
+    signed = _signed(f"https://127.0.0.1:{port}/b.h5", secrets)
+    run = trf("--mode=infer", f"--inputEventsFile={userinfo},{signed}",
+              f"--modelFile={inputs.model}", "--outputPredFile=pred.h5", "--dryRun",
+              f"--s3Endpoint=http://{secrets.access_key}:{secrets.secret_key}@127.0.0.1:{port}")
+
+    assert run.rc == 0, run.stderr
+    plan = json.loads(run.stdout[:run.stdout.rindex("}") + 1])
+    assert [i["uri"] for i in plan["inputs"]] == [
+        f"https://***@127.0.0.1:{port}/data/ev.h5",
+        f"https://127.0.0.1:{port}/b.h5?X-Amz-Algorithm=***&X-Amz-Credential=***&X-Amz-Signature=***"]
+    assert run.report["spec"]["s3Endpoint"] == f"http://***@127.0.0.1:{port}"
+
+
+def test_a_signed_https_input_read_with_the_token_file(trf, inputs, https, secrets, jobdir):
+    # no BEARER_TOKEN: the token comes from BEARER_TOKEN_FILE, as a token agent leaves it
+    url = https.add(_signed("/data/ev.h5", secrets), inputs.events.read_bytes(), token=secrets.file_token)
+
+    run = trf("--mode=infer", "--modelConfig=tiny", f"--inputEventsFile={url}",
+              f"--modelFile={inputs.model}", "--outputPredFile=pred.h5", env={"BEARER_TOKEN": None})
+
+    assert run.rc == 0, run.stderr[-3000:]
+    assert https.records and all(r.authorized for r in https.records)
+    (entry,) = run.report["files"]["input"][0]["subFiles"]
+    assert entry["uri"].endswith("X-Amz-Credential=***&X-Amz-Signature=***") and entry["nentries"] == 4
+
+
+def test_an_s3_endpoint_with_credentials_in_its_url(trf, inputs, s3, secrets):
+    endpoint = s3.server.endpoint.replace("http://", f"http://{secrets.access_key}:{secrets.secret_key}@")
+
+    run = trf("--mode=infer", "--modelConfig=tiny", f"--inputEventsFile=s3://{s3.bucket}/absent.h5",
+              f"--modelFile={inputs.model}", "--outputPredFile=pred.h5", f"--s3Endpoint={endpoint}")
+
+    report = expect_failure(run, 9, mentions=(f"s3://{s3.bucket}/absent.h5",))
+    assert report["errorCause"] in ("not-found", "connection", "bad-uri")
+
+
+def test_debug_tracebacks_carry_no_secret(trf, inputs, s3, scenario):
+    scenario.allow_traceback = True
+    uri = s3.put("run/ev.h5", inputs.events.read_bytes())
+
+    run = trf("--mode=infer", "--modelConfig=tiny", f"--inputEventsFile={uri}", f"--modelFile={inputs.model}",
+              "--outputPredFile=pred.h5", "--debug",
+              env={**s3.env, "AWS_SECRET_ACCESS_KEY": scenario.secrets.wrong_secret})
+
+    expect_failure(run, 9, cause="permission", mentions=("HTTP 403",))
+    assert "Traceback (most recent call last)" in run.stderr      # --debug did print it
+
+
+def test_outputs_uploaded_with_the_suites_keys_are_reported_by_url(trf, inputs, s3, scenario):
+    run = trf("--mode=infer", "--modelConfig=tiny", f"--inputEventsFile={inputs.events}",
+              f"--modelFile={inputs.model}", "--outputPredFile=pred.h5",
+              f"--outputPrefix=s3://{s3.bucket}/out/", env=s3.env)
+
+    assert run.rc == 0, run.stderr[-3000:]
+    (output,) = run.report["files"]["output"]
+    assert output["subFiles"][0]["url"] == f"s3://{s3.bucket}/out/pred.h5"
+    head = s3.client.head_object(Bucket=s3.bucket, Key="out/pred.h5")
+    assert head["ContentLength"] == output["subFiles"][0]["file_size"]
+    scenario.s3_input(s3.client, s3.bucket, "out/pred.h5")   # and nothing touches it afterwards
+
+
+# ---------------------------------------------------------------------------------------------
+# Exception texts, in process
+
+
+@pytest.fixture
+def worker_env(monkeypatch, secrets, s3):
+    """The suite's credentials in this process's environment, with a wrong secret."""
+    for name, value in {**secrets.env(), **s3.env, "AWS_SECRET_ACCESS_KEY": secrets.wrong_secret}.items():
+        monkeypatch.setenv(name, value)
+    return s3
+
+
+def _texts_of(err: BaseException) -> list:
+    return [str(err), repr(err), getattr(err, "message", ""), getattr(err, "source", ""),
+            getattr(err, "extra", "")]
+
+
+def test_exception_texts_of_store_failures_hold_no_secret(worker_env, secrets, tmp_path):
+    from wrapper.checkpoints import restore_latest
+    from wrapper.errors import TrfError
+    from wrapper.report import JobReport
+    from wrapper.staging import StagingOptions, publish_outputs, resolve_one
+
+    s3 = worker_env
+    options = StagingOptions(workdir=tmp_path, retries=1, backoff_s=0.01)
+    (tmp_path / "pred.h5").write_bytes(b"predictions")
+    prefix = f"s3://{s3.bucket}/task/"
+    failures = []
+    for call in (lambda: restore_latest(prefix, tmp_path / "checkpoints", options, "tiny"),
+                 lambda: publish_outputs([tmp_path / "pred.h5"], StagingOptions(
+                     workdir=tmp_path, retries=1, output_prefix=f"s3://{s3.bucket}/out/")),
+                 lambda: resolve_one(f"https://u:{secrets.url_password}@127.0.0.1:9/x.h5", options)):
+        with pytest.raises(TrfError) as caught:
+            call()
+        failures.append(caught.value)
+    report = JobReport.begin(["--mode=train", f"--checkpointPrefix={prefix}"], tmp_path)
+    for err in failures:
+        report.fail(err)
+    report.write()
+
+    texts = [t for err in failures for t in _texts_of(err)]
+    texts += [p.read_text() for p in sorted(tmp_path.glob("*.json"))]
+    leaked = [found for t in texts for found in LEDGER.scan(secrets, "in-process store failures", t)]
+    assert not leaked, leaked
+    assert [f.cause for f in failures][:2] == ["permission", "permission"]
+
+
+def test_the_scenario_checks_can_fail(secrets, tmp_path):
+    # The checks behind the summary, on a private ledger: a planted secret, a partial file, a file
+    # left under its output name and a changed input must each be found and counted.
+    jobdir = tmp_path / "job"
+    jobdir.mkdir()
+    (jobdir / "pred.h5").write_bytes(b"half")
+    (jobdir / "ev.h5.part").write_bytes(b"half")
+    source = tmp_path / "input.h5"
+    source.write_bytes(b"before")
+    ledger = Ledger()
+    planted = Scenario("planted", secrets, ledger)
+    planted.input(source)
+    planted.record(TrfRun(("--outputPredFile=pred.h5",), jobdir, 9, "",
+                          f"error: token {secrets.bearer}\nTraceback (most recent call last)", None, None))
+    source.write_bytes(b"after")
+
+    problems = planted.verify()
+
+    assert len(ledger.leaks) == 1 and "BEARER_TOKEN in planted: stderr" in ledger.leaks[0]
+    assert len(ledger.files_lost) == 2 and len(ledger.partial_left) == 1
+    assert any("traceback" in p for p in problems) and ledger.texts_scanned >= 4
+    assert Path(jobdir / "pred.h5").exists()
