@@ -10,18 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.staging import seaweed
 from wrapper.staging import StagingOptions
 
 _buckets = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def seaweed_server(tmp_path_factory):
-    """A SeaweedFS for this session (authentication on, loopback only), stopped by PID at the end."""
-    server = seaweed.start(tmp_path_factory.mktemp("seaweed-scale"))
-    yield server
-    seaweed.stop(server)
 
 
 @pytest.fixture

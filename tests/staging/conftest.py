@@ -13,19 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.staging import httpd, seaweed  # noqa: E402
+from tests.staging import httpd  # noqa: E402
 from wrapper.staging import StagingOptions  # noqa: E402
 
 CREDENTIAL_ENV = ("AWS_", "S3_ENDPOINT_URL", "BEARER_TOKEN", "X509_", "REQUESTS_CA_BUNDLE", "XDG_RUNTIME_DIR")
 _buckets = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def seaweed_server(tmp_path_factory):
-    """The session's SeaweedFS (authentication on, loopback only), stopped by PID at the end."""
-    server = seaweed.start(tmp_path_factory.mktemp("seaweed"))
-    yield server
-    seaweed.stop(server)
 
 
 @pytest.fixture
