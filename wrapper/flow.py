@@ -27,12 +27,12 @@ def staging_options(spec: JobSpec, workdir: Path):
                           threads=spec.staging_threads, output_prefix=spec.output_prefix)
 
 
-def choose_build(spec: JobSpec, workdir: Path, probe_framework: bool = True):
+def choose_build(spec: JobSpec, workdir: Path):
     """Detect the platform, read the manifest (or derive one from --modelFile) and select a build."""
     from wrapper import builds
     from wrapper.platform import detect_platform
 
-    platform = detect_platform(probe_framework=probe_framework)
+    platform = detect_platform(probe_framework=True)
     if spec.build_manifest:
         from wrapper.staging import resolve_one
 
@@ -40,17 +40,16 @@ def choose_build(spec: JobSpec, workdir: Path, probe_framework: bool = True):
         manifest = builds.load_manifest(staged.local_path)
     else:
         manifest = builds.default_manifest(spec.model_file, spec.model_config, spec.batch_size or 4)
-    device = spec.device
-    selection = builds.select_build(platform, manifest, build_name=spec.build, device=device,
+    selection = builds.select_build(platform, manifest, build_name=spec.build, device=spec.device,
                                     require_gpu=spec.require_gpu)
-    return platform, manifest, selection
+    return platform, selection
 
 
 def show_platform(spec: JobSpec, report: JobReport) -> None:
     """`--showPlatform`: print what this node is and which build a job would get."""
     from wrapper.platform import format_platform
 
-    platform, _, selection = choose_build(spec, report.workdir)
+    platform, selection = choose_build(spec, report.workdir)
     report.section("platform", platform.to_report())
     report.section("build", selection.to_report())
     print(format_platform(platform, selection), flush=True)
@@ -125,7 +124,7 @@ def _prepare(spec: JobSpec, report: JobReport, options, staged, stop, printer, d
     from wrapper.staging import resolve_one
 
     step = report.step("platform")
-    platform, _, selection = choose_build(spec, report.workdir)
+    platform, selection = choose_build(spec, report.workdir)
     report.section("platform", platform.to_report())
     report.section("build", selection.to_report())
     batch_size = spec.batch_size or selection.build.batch_size
