@@ -14,6 +14,7 @@ import shlex
 import socket
 import threading
 import time
+import unicodedata
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -53,6 +54,17 @@ class Step:
         return {"name": self.name, "statusOK": bool(self.status_ok), "errMsg": self.error,
                 "wallTime": round(end - self.started, 3), "cpuTime": round(self.cpu_time, 3),
                 "started": _iso(self.started), "ended": _iso(end)}
+
+
+def one_line(text: str) -> str:
+    """`text` with control and line-separator characters escaped: an error message is one line,
+    whatever bytes a hostile argument brought into it."""
+    return "".join(_escape(c) if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _iso(t: float) -> str:
@@ -155,9 +167,10 @@ class JobReport:
             if self.exit_code != ec.OK:
                 return
             self.exit_code = ec.safe(err.exit_code)
-            message = redact(err.message)
+            message = one_line(redact(err.message))
             self.exit_msg = message[:EXIT_MSG_LIMIT]
-            self.exit_extra = " ".join(p for p in (message[EXIT_MSG_LIMIT:], redact(err.extra)) if p)
+            self.exit_extra = " ".join(p for p in (message[EXIT_MSG_LIMIT:], one_line(redact(err.extra)))
+                                       if p)
             self.error_cause = cause or getattr(err, "cause", "")
             for step in self.steps:
                 if step.status_ok is None:

@@ -173,3 +173,12 @@ def test_secrets_never_reach_reports_or_output(jobdir, run_cli, cli_env, tmp_pat
     for secret in ("hunter2", "wJalrXUtnFEMI", "tok-3f9c1b7e5a"):
         assert not any(secret in text for text in texts), secret
     assert "***" in json.loads((jobdir / "jobReport.json").read_text())["exitMsg"]
+
+
+@pytest.mark.parametrize("name", ["--\x1e", "--a\u2028b", "--x\ny"])
+def test_an_argument_with_line_breaking_characters_still_gives_one_line(jobdir, run_cli, read_reports,
+                                                                         name):
+    result = run_cli([name], jobdir)
+    assert result.rc == 7
+    assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1, result.stderr
+    assert len(read_reports(jobdir)[0]["exitMsg"].splitlines()) == 1
