@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, Iterator, Mapping, Optional, Sequence, Tuple, 
 import h5py
 import numpy as np
 
-from payload.api import FileCount
+from payload.config import FileCount
 from payload.errors import EventFileError, NoEventsError, PayloadError
 
 IMAGE_SHAPE = (320, 320)

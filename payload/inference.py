@@ -14,7 +14,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from payload.api import InferConfig, Progress, ProgressFn, Provenance, StepResult, StopFn
+from payload.config import InferConfig, Progress, ProgressFn, Provenance, StepResult, StopFn
 from payload.errors import NoEventsError, StopRequested
 from payload.events import CLASS_NAMES, Batch, PredictionWriter, inspect_inputs, iter_batches
 from payload.metrics import ConfusionMatrix, write_metrics_json

@@ -22,7 +22,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -32,7 +31,8 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from payload.api import Progress, ProgressFn, Provenance, StepResult, StopFn, TrainConfig
+from payload.checkpoint_format import KEEP as KEEP_CHECKPOINTS, NAME_RE as CHECKPOINT_RE, checkpoint_name
+from payload.config import Progress, ProgressFn, Provenance, StepResult, StopFn, TrainConfig
 from payload.errors import ModelFileError, NoEventsError, StopRequested, TrainingDivergedError
 from payload.events import iter_batches, inspect_inputs
 from payload.losses import class_pixel_counts, make_loss, median_frequency_weights
@@ -41,8 +41,6 @@ from payload.metrics import ConfusionMatrix, write_metrics_json
 REDUCE_LR_FACTOR = 0.5
 MIN_LEARNING_RATE = 1e-6
 SHUFFLE_WINDOW = 8            # batches whose events are mixed together
-KEEP_CHECKPOINTS = 2
-CHECKPOINT_RE = re.compile(r"^ckpt-e(\d{4})-s(\d{7})$")
 
 
 @dataclass
@@ -152,7 +150,7 @@ def save_checkpoint(directory: Path, model, state: RunState) -> Path:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"ckpt-e{state.epoch:04d}-s{state.step:07d}"
+    final = directory / checkpoint_name(state.epoch, state.step)
     tmp = Path(tempfile.mkdtemp(prefix=".ckpt-", suffix=".tmp", dir=directory))
     try:
         np.savez(tmp / "model.npz", *[ops.convert_to_numpy(v) for v in model.variables])
