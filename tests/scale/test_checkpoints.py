@@ -6,9 +6,9 @@ import pytest
 
 from payload.training import latest_checkpoint
 from wrapper import exitcodes as ec
-from wrapper.checkpoints import (MANIFEST, CheckpointSync, LocalStore, S3Store, complete_checkpoints,
-                                 local_dir, resolve_prefix, restore_latest, resume_checkpoint,
-                                 start_sync)
+from wrapper.checkpoint_store import MANIFEST, LocalStore, S3Store, complete_checkpoints, resolve_prefix
+from wrapper.checkpoint_sync import CheckpointSync
+from wrapper.checkpoints import local_dir, restore_latest, resume_checkpoint, start_sync
 from wrapper.errors import ArgumentError, InputFileError
 from wrapper.staging import StagingOptions
 
