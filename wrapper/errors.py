@@ -6,6 +6,7 @@ wrong and what to do, in one line, and never hold a credential.
 from __future__ import annotations
 
 from wrapper import exitcodes as ec
+from wrapper.causes import Cause
 
 
 class TrfError(Exception):
@@ -50,16 +51,14 @@ class ArgumentMissingError(ArgumentError):
 class InputFileError(TrfError):
     """An input could not be had or is not what it should be.
 
-    `cause` names the reason the way Rucio's clients do (not-found, permission, checksum-mismatch,
-    size-mismatch, timeout, connection, server-error, disk-full, corrupt, hostile-name) so operators
-    and tests can tell failures apart without parsing prose.
+    `cause` is a Cause (or its string value; anything else is a bug and raises ValueError).
     """
 
     exit_code = ec.INPUT_FILE_ERROR
 
-    def __init__(self, message: str, *, cause: str = "unreadable", source: str = "", **kw):
+    def __init__(self, message: str, *, cause: Cause | str = Cause.UNREADABLE, source: str = "", **kw):
         super().__init__(message, **kw)
-        self.cause = cause
+        self.cause = Cause(cause)
         self.source = source
 
 
@@ -68,9 +67,9 @@ class OutputFileError(TrfError):
 
     exit_code = ec.OUTPUT_FILE_ERROR
 
-    def __init__(self, message: str, *, cause: str = "unwritable", **kw):
+    def __init__(self, message: str, *, cause: Cause | str = Cause.UNWRITABLE, **kw):
         super().__init__(message, **kw)
-        self.cause = cause
+        self.cause = Cause(cause)
 
 
 class NoEventsError(TrfError):

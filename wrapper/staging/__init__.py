@@ -3,9 +3,8 @@
 Inputs come, in this order, from the job directory (an LFN the pilot staged), PoolFileCatalog.xml,
 `s3://` (boto3), `https://` (requests) or a local path; see `resolve` for the rules and `stage`
 for the flow. Failures raise InputFileError (exit 9) or OutputFileError (exit 11) with a `cause`
-(not-found, permission, connection, timeout, server-error, size-mismatch, checksum-mismatch,
-disk-full, hostile-name, duplicate-name, changed, unsupported, …). boto3 and requests are
-imported only by the functions that use them, so argument errors stay fast.
+from wrapper.causes. boto3 and requests are imported only by the functions that use them, so
+argument errors stay fast.
 
     options = StagingOptions(workdir=Path.cwd(), access_mode="copy")
     staged = stage_inputs(["s3://events/run1/*.h5", "ev.h5#ad:1a2b3c4d"], options)

@@ -1,0 +1,88 @@
+"""Things named once: the failure causes and the exit codes, against the documents that list them.
+
+The README and docs/faults.md are read as a person reads them (their tables and lists), so a
+cause or an exit code added to the code and not to the documents, or the other way round, fails.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from wrapper import exitcodes
+from wrapper.causes import Cause
+from wrapper.errors import InputFileError, OutputFileError
+
+ROOT = Path(__file__).resolve().parents[2]
+TICKED = re.compile(r"`([a-z][a-z-]*)`")
+
+
+def faults_table_causes(text: str) -> list:
+    """The first-column names of the errorCause table in docs/faults.md."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| errorCause |"))
+    names = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        names += TICKED.findall(line.split("|")[1])
+    return names
+
+
+def readme_causes(text: str) -> list:
+    """The causes the README's staging section lists after 'Every failure names its cause'."""
+    start = text.index("- Every failure names its cause")
+    bullet = text[start:text.index("exits 9 (inputs)", start)]
+    return [name for name in TICKED.findall(bullet) if name != "errorCause"]
+
+
+def readme_exit_table(text: str) -> dict:
+    """{code: acronym} of the README's exit-code table rows with a numeric code."""
+    rows = re.findall(r"^\| (\d+) \| (\w+) \|", text, flags=re.M)
+    return {int(code): acronym for code, acronym in rows}
+
+
+def test_docs_faults_lists_exactly_the_causes():
+    listed = faults_table_causes((ROOT / "docs" / "faults.md").read_text())
+    assert len(listed) == len(set(listed)), f"listed twice: {sorted(n for n in listed if listed.count(n) > 1)}"
+    assert sorted(listed) == sorted(c.value for c in Cause)
+
+
+def test_readme_lists_exactly_the_causes():
+    listed = readme_causes((ROOT / "README.md").read_text())
+    assert len(listed) == len(set(listed))
+    assert sorted(listed) == sorted(c.value for c in Cause)
+
+
+def test_the_list_readers_see_a_missing_or_extra_name():
+    faults = (ROOT / "docs" / "faults.md").read_text()
+    assert "`not-found`" in faults
+    fewer = faults_table_causes(faults.replace("| `not-found` |", "| not found |", 1))
+    assert "not-found" not in fewer and len(fewer) == len(Cause) - 1
+    readme = (ROOT / "README.md").read_text()
+    more = readme_causes(readme.replace("`not-found`,", "`not-found`, `lost`,", 1))
+    assert "lost" in more and len(more) == len(Cause) + 1
+
+
+def test_readme_exit_code_table_matches_the_table_in_the_code():
+    assert readme_exit_table((ROOT / "README.md").read_text()) == {
+        code: entry.acronym for code, entry in exitcodes.BY_CODE.items()}
+
+
+def test_the_exit_table_reader_sees_a_changed_row():
+    readme = (ROOT / "README.md").read_text()
+    changed = readme_exit_table(readme.replace("| 9 | TRF_INPUT_FILE_ERROR |", "| 10 | TRF_INPUT_FILE_ERROR |"))
+    assert 9 not in changed and changed[10] == "TRF_INPUT_FILE_ERROR"
+
+
+def test_causes_keep_the_report_strings():
+    err = InputFileError("x", cause="checksum-mismatch")
+    assert err.cause is Cause.CHECKSUM_MISMATCH
+    assert f"{err.cause}" == str(err.cause) == "checksum-mismatch"
+    assert OutputFileError("y").cause == "unwritable"
+
+
+def test_an_unknown_cause_is_a_bug_not_a_new_cause():
+    with pytest.raises(ValueError):
+        InputFileError("x", cause="network-hiccup")
