@@ -7,7 +7,8 @@ class PayloadError(Exception):
 
 
 class EventFileError(PayloadError):
-    """An event file is missing, corrupt, truncated or does not follow the schema (DESIGN §6)."""
+    """An event file is missing, corrupt, truncated or does not follow the schema (see
+    docs/design.md, 'File formats')."""
 
     def __init__(self, message: str, *, path: str = "", event: int | None = None):
         super().__init__(message)

@@ -1,4 +1,4 @@
-"""Synthetic ProtoDUNE-SP collection-plane events with per-pixel truth (DESIGN §6).
+"""Synthetic ProtoDUNE-SP collection-plane events with per-pixel truth.
 
 The image is the collection (W) plane of the three beam-side APAs, 1440 wires × 6000 ticks,
 reduced to 320 × 320 by keeping the largest hit charge that falls in each bin ("max charge wins").
@@ -249,7 +249,8 @@ def simulate_events(n_events: int, seed: int, *, path: Optional[Path] = None, fi
                     chunk_events: int = 64):
     """Simulate events `first_event ..` of run `seed`.
 
-    With `path`, stream them into an event file (DESIGN §6) and return the path; without, return
+    With `path`, stream them into an event file (docs/design.md, 'File formats') and return the
+    path; without, return
     (images float32 [N,320,320], labels uint8 [N,320,320], event_id int64 [N]) in memory.
     """
     _check_counts(n_events, seed, first_event)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Build dune-payload.pyz, the single-file trf the PanDA pilot downloads and runs (DESIGN §3).
+"""Build dune-payload.pyz, the single-file trf the PanDA pilot downloads and runs
+(see docs/design.md, 'The pilot contract').
 
 A zipapp with `#!/usr/bin/env python3` holding the `wrapper` and `payload` packages; running it is
 running `wrapper.main:cli`, the installed `dune-payload` console script. Third-party packages

@@ -1,4 +1,5 @@
-"""The trf argument grammar (DESIGN §4): words as the pilot passes them → {argName: [values]}.
+"""The trf argument grammar: words as the pilot passes them → {argName: [values]} (see
+docs/design.md, 'Arguments and exit codes').
 
 Handles `--k=v`, `--k v`, several words or commas for lists, JEDI compact lists
 `prefix[001,002]suffix`, old-style `k=v` words, `--argJSON=FILE`, and base64-encoded jobPars.

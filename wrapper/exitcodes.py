@@ -1,4 +1,5 @@
-"""The one table of exit codes (numbers from ATLAS PyJobTransforms, see DESIGN §4).
+"""The one table of exit codes (numbers from ATLAS PyJobTransforms; see docs/design.md,
+'Arguments and exit codes').
 
 The PanDA pilot reads `exit % 255`, maps 2 and 3 to setup/remote-open timeouts and 251 to an
 unknown trf failure, so 2, 3, 255 and anything above 255 never leave this process.

@@ -1,7 +1,8 @@
 """NVIDIA GPUs as NVML and nvidia-smi report them, and what CUDA_VISIBLE_DEVICES leaves of them.
 
 Readers never raise: an unloadable library, a driver that does not answer or a tool that is missing
-becomes a line in `problems`, so detection can fall through to the next source (DESIGN §5).
+becomes a line in `problems`, so detection can fall through to the next source (see
+docs/design.md, 'GPU detection and builds').
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Where the job landed: GPUs (NVML → nvidia-smi → the framework's device list → none), the CPU,
-and the framework build, plus which of those GPUs that build can actually run on (DESIGN §5).
+and the framework build, plus which of those GPUs that build can actually run on (see
+docs/design.md, 'GPU detection and builds').
 """
 from __future__ import annotations
 

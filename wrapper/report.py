@@ -1,4 +1,5 @@
-"""The job's reports (DESIGN §3): jobReport.json always, payload_error_report.json on failure.
+"""The job's reports: jobReport.json always, payload_error_report.json on failure (see
+docs/design.md, 'The pilot contract').
 
 Both are written atomically (temporary name, fsync, rename) so the pilot never reads half a report,
 and exactly once: whichever of the main flow or the signal watchdog finishes first writes them.

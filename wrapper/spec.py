@@ -12,7 +12,7 @@ from wrapper.argdefs import ARGS, BOOL, BY_NAME, FLOAT, FLOATLIST, INT, LIST, RE
 from wrapper.errors import (ArgumentChoiceError, ArgumentError, ArgumentMissingError,
                             ArgumentRangeError, ArgumentTypeError)
 
-# The pilot's rule for logical file names (DESIGN §3).
+# The pilot's rule for logical file names (see docs/design.md, 'The pilot contract').
 LFN_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_]{1,250}$")
 
 

@@ -1,4 +1,5 @@
-"""PanDA job definitions as the pilot reads them (DESIGN §3): load, check, complete.
+"""PanDA job definitions as the pilot reads them: load, check, complete (see docs/design.md,
+'The pilot contract').
 
 A job definition is a flat mapping of strings; file lists are comma-separated and parallel
 (inFiles / GUID / fsize / checksum, outFiles / realDatasets / ddmEndPointOut / destinationDblock).

@@ -29,8 +29,8 @@ INFER = ("--mode=infer --inputEventsFile=a.h5,b.h5 --modelFile=model.keras --mod
 
 def job_definition(job_pars: str, *, in_files=("a.h5", "b.h5", "model.keras"),
                    out_files=("pred.h5",), trf_name="dune-payload.pyz") -> dict:
-    """A managed-production job as PanDA dispatches it (fields of DESIGN §3), inputs and outputs
-    on the local storage endpoint. fsize/checksum are filled by the harness from the replicas."""
+    """A managed-production job as PanDA dispatches it (fields in docs/design.md, 'The pilot
+    contract'), inputs and outputs on the local storage endpoint. fsize/checksum are filled by the harness from the replicas."""
     n_in, log = len(in_files), f"{PANDA_ID}.log.tgz"
     return {
         "PandaID": PANDA_ID, "taskID": "42", "jobsetID": "1", "jobDefinitionID": "1",

@@ -42,7 +42,8 @@ sys.exit(97)
 """
 
 # Framework builds the selection table runs against (facts, not captures):
-# TensorFlow 2.21's GPU wheel as DESIGN §5 describes it: CUDA 12.5, SASS sm_60/70/80/89, PTX compute_90.
+# TensorFlow 2.21's GPU wheel (docs/design.md, 'GPU detection and builds'): CUDA 12.5,
+# SASS sm_60/70/80/89, PTX compute_90.
 TF_GPU = FrameworkInfo(name="tensorflow", version="2.21.0", backend="tensorflow", cuda_build=True,
                        cuda_version="12.5.1", sass=("sm_60", "sm_70", "sm_80", "sm_89"),
                        ptx=("compute_90",))

@@ -1,4 +1,5 @@
-"""The trf argument grammar (DESIGN §4): words as the pilot passes them → JobSpec or a clean error."""
+"""The trf argument grammar: words as the pilot passes them → JobSpec or a clean error
+(docs/design.md, 'Arguments and exit codes')."""
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
-"""jobReport.json and payload_error_report.json: shape (DESIGN §3), atomicity, written once."""
+"""jobReport.json and payload_error_report.json: shape (docs/design.md, 'The pilot contract'),
+atomicity, written once."""
 from __future__ import annotations
 
 import datetime as dt

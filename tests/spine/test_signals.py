@@ -4,8 +4,8 @@ The CLI is stopped while it blocks reading its --argJSON from a FIFO (the spine 
 input server stalls (with staging); a job whose main thread is stuck in C is covered through
 stop_guard with the real report and output plan.
 
-The 2 s bound is part of the pilot contract (SIGTERM, then SIGKILL 10 s later; DESIGN §3 and the
-spine issue), so it is asserted here as correctness, not as a speed goal.
+The 2 s bound is part of the pilot contract (SIGTERM, then SIGKILL 10 s later; docs/design.md,
+'The pilot contract', and the spine issue), so it is asserted here as correctness, not as a speed goal.
 """
 from __future__ import annotations
 

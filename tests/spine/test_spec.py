@@ -1,4 +1,5 @@
-"""JobSpec: conversion and validation of the arguments, each failure with its exit code (DESIGN §4)."""
+"""JobSpec: conversion and validation of the arguments, each failure with its exit code
+(docs/design.md, 'Arguments and exit codes')."""
 from __future__ import annotations
 
 import dataclasses

@@ -12,7 +12,8 @@ def payload(size: int, seed: int = 0) -> bytes:
 
 
 def write_events(path: Path, events: int, seed: int = 1) -> Path:
-    """A real HDF5 events file in the DESIGN §6 layout: sparse tracks, chunked and compressed."""
+    """A real HDF5 events file in the layout of docs/design.md, 'File formats': sparse tracks,
+    chunked and compressed."""
     import h5py
 
     rng = np.random.default_rng(seed)

@@ -1,4 +1,5 @@
-"""PoolFileCatalog.xml, the pilot's map from LFN to TURL for direct-access jobs (DESIGN §3).
+"""PoolFileCatalog.xml, the pilot's map from LFN to TURL for direct-access jobs (see
+docs/design.md, 'The pilot contract').
 
 The pilot writes `<!DOCTYPE POOLFILECATALOG SYSTEM "InMemory">`; any other DOCTYPE and every
 entity declaration are refused before parsing, so no entity expansion or external fetch can happen.

@@ -1,4 +1,4 @@
-"""From what a task names to concrete files to fetch, in the order DESIGN §2 gives.
+"""From what a task names to concrete files to fetch, in the order docs/design.md gives in 'The flow'.
 
 1. an LFN the pilot already staged in the job directory;
 2. an entry of PoolFileCatalog.xml (its TURL then goes through 3-5);
