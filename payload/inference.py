@@ -16,14 +16,8 @@ import numpy as np
 
 from payload.config import InferConfig, Progress, ProgressFn, Provenance, StepResult, StopFn
 from payload.errors import NoEventsError, StopRequested
-from payload.events import CLASS_NAMES, Batch, PredictionWriter, inspect_inputs, iter_batches
+from payload.events import CLASS_NAMES, Batch, PredictionWriter, inspect_inputs, iter_batches, selected_count
 from payload.metrics import ConfusionMatrix, write_metrics_json
-
-
-def selected_events(total: int, skip_events: int, max_events: int) -> int:
-    """How many of `total` events the skip/max selection holds."""
-    n = max(total - skip_events, 0)
-    return n if max_events < 0 else min(n, max_events)
 
 
 def prediction_model(model_path: Path, config: InferConfig):
@@ -73,7 +67,7 @@ def _prediction_attrs(model_path: Path, config: InferConfig, provenance: Provena
 
 def _count(inputs, config: InferConfig, require_labels: bool):
     counts = inspect_inputs(inputs, require_labels=require_labels)
-    n = selected_events(sum(c.events for c in counts), config.skip_events, config.max_events)
+    n = selected_count(sum(c.events for c in counts), config.skip_events, config.max_events)
     if n == 0:
         raise NoEventsError(f"no events selected: {sum(c.events for c in counts)} event(s) in "
                             f"{len(counts)} file(s), skipEvents={config.skip_events}, "

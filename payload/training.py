@@ -34,7 +34,7 @@ import numpy as np
 from payload.checkpoint_format import KEEP as KEEP_CHECKPOINTS, NAME_RE as CHECKPOINT_RE, checkpoint_name
 from payload.config import Progress, ProgressFn, Provenance, StepResult, StopFn, TrainConfig
 from payload.errors import ModelFileError, NoEventsError, StopRequested, TrainingDivergedError
-from payload.events import iter_batches, inspect_inputs
+from payload.events import iter_batches, inspect_inputs, selected_count
 from payload.losses import class_pixel_counts, make_loss, median_frequency_weights
 from payload.metrics import ConfusionMatrix, write_metrics_json
 
@@ -66,9 +66,7 @@ class RunState:
 
 def split_events(total: int, config: TrainConfig) -> tuple[int, int]:
     """(training, validation) event counts of the selection skip/max over `total` events."""
-    selected = max(total - config.skip_events, 0)
-    if config.max_events >= 0:
-        selected = min(selected, config.max_events)
+    selected = selected_count(total, config.skip_events, config.max_events)
     if selected == 0:
         raise NoEventsError(f"no events to train on: {total} event(s) in the inputs, "
                             f"skipEvents={config.skip_events}, maxEvents={config.max_events}")
