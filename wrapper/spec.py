@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
-from wrapper import args as grammar
+from wrapper import grammar
 from wrapper.argdefs import ARGS, BOOL, BY_NAME, FLOAT, FLOATLIST, INT, LIST, REQUIRED, ArgDef
 from wrapper.errors import (ArgumentChoiceError, ArgumentError, ArgumentMissingError,
                             ArgumentRangeError, ArgumentTypeError)

@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 from wrapper import exitcodes as ec
-from wrapper.args import MAX_ARG_CHARS, collect, decode_jobpars, expand_compact, parse_words, split_list
+from wrapper.grammar import MAX_ARG_CHARS, collect, decode_jobpars, expand_compact, parse_words, split_list
 from wrapper.errors import ArgumentError, TrfError
 from wrapper.spec import parse_job_args
 

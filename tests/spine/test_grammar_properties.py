@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from wrapper.argdefs import ARGS, BOOL, INT, STR
-from wrapper.args import expand_compact, split_list
+from wrapper.grammar import expand_compact, split_list
 from wrapper.errors import TrfError
 from wrapper.spec import JobSpec, parse_job_args
 
