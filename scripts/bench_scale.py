@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from payload.simulate import simulate_events  # noqa: E402
-from tests.staging.seaweed import free_ports  # noqa: E402
+from tests.support.seaweed import free_ports  # noqa: E402
 
 WORKER = ROOT / "tests" / "scale" / "mw_worker.py"
 

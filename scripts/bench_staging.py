@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.staging import seaweed  # noqa: E402
-from tests.staging.samples import write_events  # noqa: E402
+from tests.support import seaweed  # noqa: E402
+from tests.support.samples import write_events  # noqa: E402
 from wrapper.staging import StagingOptions, stage_inputs  # noqa: E402
 
 MiB = 1 << 20

@@ -1,6 +1,5 @@
 """Settings every test shares: quiet frameworks, the TensorFlow backend, no GPU probing surprises."""
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,14 +8,12 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("PYTHONPATH", str(ROOT))
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture(scope="session")
 def seaweed_server(tmp_path_factory):
     """One SeaweedFS S3 server for the session (authentication on, loopback only), stopped by PID."""
-    from tests.staging import seaweed
+    from tests.support import seaweed
 
     server = seaweed.start(tmp_path_factory.mktemp("seaweed"))
     yield server

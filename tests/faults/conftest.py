@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.faults.harness import LEDGER, Scenario, Secrets, Trf  # noqa: E402
-from tests.staging import httpd, seaweed  # noqa: E402
+from tests.support import httpd, seaweed  # noqa: E402
 
 _SCENARIO_OUTCOME = pytest.StashKey[dict]()
 

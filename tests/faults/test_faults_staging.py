@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from tests.faults.harness import expect_failure, size_of
-from tests.staging import seaweed
+from tests.support import seaweed
 
 MiB = 1 << 20
 INFER = ("--mode=infer", "--modelConfig=tiny", "--outputPredFile=pred.h5")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import LEDGER, Ledger, Scenario, TrfRun, expect_failure
-from tests.staging import seaweed
+from tests.support import seaweed
 
 
 def _signed(url: str, secrets) -> str:

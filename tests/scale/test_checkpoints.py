@@ -141,7 +141,7 @@ def test_s3_prefix_against_seaweedfs(tmp_path, make_checkpoint, s3env, bucket, o
 
 
 def test_s3_store_that_cannot_be_reached_fails_with_a_cause(tmp_path, s3env, bucket):
-    from tests.staging.seaweed import free_ports
+    from tests.support.seaweed import free_ports
 
     dead = StagingOptions(workdir=tmp_path, s3_endpoint=f"http://127.0.0.1:{free_ports(1)[0]}",
                           s3_path_style=True, retries=0, timeout_s=2.0)

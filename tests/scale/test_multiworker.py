@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from payload.simulate import simulate_events
-from tests.staging.seaweed import free_ports
+from tests.support.seaweed import free_ports
 
 WORKER = Path(__file__).with_name("mw_worker.py")
 ROOT = WORKER.parents[2]

@@ -4,17 +4,12 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.staging import httpd  # noqa: E402
-from wrapper.staging import StagingOptions  # noqa: E402
+from tests.support import httpd
+from wrapper.staging import StagingOptions
 
 CREDENTIAL_ENV = ("AWS_", "S3_ENDPOINT_URL", "BEARER_TOKEN", "X509_", "REQUESTS_CA_BUNDLE", "XDG_RUNTIME_DIR")
 _buckets = itertools.count()

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from tests.staging.samples import files_under, payload
+from tests.support.samples import files_under, payload
 from wrapper import exitcodes
 from wrapper.errors import InputFileError, OutputFileError
 from wrapper.staging import publish_outputs, stage_inputs
@@ -134,7 +134,7 @@ def test_token_is_never_sent_in_clear(clean_env, http_server, options):
 
 
 def test_ca_directory_from_x509_cert_dir(tls_files, clean_env, tmp_path, options):
-    from tests.staging import httpd
+    from tests.support import httpd
 
     cadir = tmp_path / "certificates"
     cadir.mkdir()
@@ -150,7 +150,7 @@ def test_ca_directory_from_x509_cert_dir(tls_files, clean_env, tmp_path, options
 
 
 def test_untrusted_certificate_is_refused(tls_files, clean_env, options, workdir):
-    from tests.staging import httpd
+    from tests.support import httpd
 
     server = httpd.LoopbackHTTP(tls=tls_files).start()
     try:

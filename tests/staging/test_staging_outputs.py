@@ -6,8 +6,8 @@ import zlib
 
 import pytest
 
-from tests.staging import seaweed
-from tests.staging.samples import payload
+from tests.support import seaweed
+from tests.support.samples import payload
 from wrapper import exitcodes
 from wrapper.errors import OutputFileError
 from wrapper.staging import publish_outputs, report_entry

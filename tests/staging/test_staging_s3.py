@@ -6,8 +6,8 @@ import zlib
 
 import pytest
 
-from tests.staging import seaweed
-from tests.staging.samples import files_under, payload
+from tests.support import seaweed
+from tests.support.samples import files_under, payload
 from wrapper import exitcodes
 from wrapper.errors import InputFileError
 from wrapper.staging import StagingOptions, report_entry, resolve_one, stage_inputs

@@ -12,8 +12,8 @@ import logging
 
 import pytest
 
-from tests.staging import seaweed
-from tests.staging.samples import payload
+from tests.support import seaweed
+from tests.support.samples import payload
 from wrapper.errors import TrfError
 from wrapper.staging import publish_outputs, report_entry, resolve_one, stage_inputs
 

@@ -1,4 +1,4 @@
-"""Test data for staging: reproducible bytes, real HDF5 event files, and what a directory holds."""
+"""Test data: reproducible bytes, real HDF5 event files, and what a directory holds."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,9 +12,9 @@ def payload(size: int, seed: int = 0) -> bytes:
 
 
 def write_events(path: Path, events: int, seed: int = 1) -> Path:
-    """A real HDF5 events file in the layout of docs/design.md, 'File formats': sparse tracks,
-    chunked and compressed."""
-    import h5py
+    """A real labelled event file, written by the payload's own writer: sparse tracks over a few
+    noise hits, so it compresses as real events do."""
+    from payload.events import write_events as write_event_file
 
     rng = np.random.default_rng(seed)
     images = np.zeros((events, 320, 320), np.float32)
@@ -28,11 +28,7 @@ def write_events(path: Path, events: int, seed: int = 1) -> Path:
             images[event, rows, cols] = rng.uniform(0.1, 1.0, length)
             labels[event, rows, cols] = rng.integers(1, 3)
         images[event] += rng.random((320, 320)).astype(np.float32) * (rng.random((320, 320)) < 0.02)
-    with h5py.File(path, "w") as out:
-        for name, data in (("images", images), ("labels", labels)):
-            out.create_dataset(name, data=data, chunks=(1, 320, 320), compression="gzip", compression_opts=1)
-        out.create_dataset("event_id", data=np.arange(events, dtype=np.int64))
-        out.attrs.update({"detector": "ProtoDUNE-SP", "plane": "W", "format_version": 1, "seed": seed})
+    write_event_file(path, images, labels, attrs={"seed": seed})
     return path
 
 

@@ -5,7 +5,7 @@ non-loopback address, so every listener is given an explicit free loopback port 
 the admin worker dials the admin port + 10000 whatever its flag says, so that pair is chosen
 together) and the server is stopped by its PID.
 
-    python tests/staging/seaweed.py --dir /tmp/sw        # prints the endpoint and credentials, Ctrl-C stops
+    python tests/support/seaweed.py --dir /tmp/sw        # prints the endpoint and credentials, Ctrl-C stops
 """
 from __future__ import annotations
 
