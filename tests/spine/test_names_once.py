@@ -31,9 +31,9 @@ def faults_table_causes(text: str) -> list:
 
 
 def readme_causes(text: str) -> list:
-    """The causes the README's staging section lists after 'Every failure names its cause'."""
+    """The causes the README's bullet 'Every failure names its cause' lists."""
     start = text.index("- Every failure names its cause")
-    bullet = text[start:text.index("exits 9 (inputs)", start)]
+    bullet = re.split(r"\n(?:- |\n)", text[start + 2:], maxsplit=1)[0]
     return [name for name in TICKED.findall(bullet) if name != "errorCause"]
 
 
