@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from payload.config import (
-    FileCount, InferConfig, Progress, ProgressFn, Provenance, RunConfig, StepResult, StopFn, TrainConfig,
+    FileCount, InferConfig, Progress, ProgressFn, Provenance, StepConfig, StepResult, StopFn, TrainConfig,
 )
 
 __all__ = [
-    "FileCount", "InferConfig", "Progress", "ProgressFn", "Provenance", "RunConfig", "StepResult", "StopFn",
+    "FileCount", "InferConfig", "Progress", "ProgressFn", "Provenance", "StepConfig", "StepResult", "StopFn",
     "TrainConfig", "evaluate", "infer", "inspect_inputs", "train",
 ]
 

@@ -26,7 +26,7 @@ StopFn = Callable[[], bool]
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class StepConfig:
     """What every mode shares. `precision` is a Keras dtype policy name chosen by the caller."""
 
     model_config: str = "small"          # tiny | small | paper
@@ -42,7 +42,7 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig(RunConfig):
+class TrainConfig(StepConfig):
     epochs: int = 5
     learning_rate: float = 1e-3
     validation_split: float = 0.1
@@ -56,7 +56,7 @@ class TrainConfig(RunConfig):
 
 
 @dataclass(frozen=True)
-class InferConfig(RunConfig):
+class InferConfig(StepConfig):
     output_format: str = "scores"        # scores (float16 [N,320,320,3]) | classes (uint8)
 
 
