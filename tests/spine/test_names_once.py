@@ -86,3 +86,51 @@ def test_causes_keep_the_report_strings():
 def test_an_unknown_cause_is_a_bug_not_a_new_cause():
     with pytest.raises(ValueError):
         InputFileError("x", cause="network-hiccup")
+
+
+def cause_literals(source: str) -> set:
+    """String constants the code gives as a cause: `cause="..."` arguments, the third argument of
+    input_error/output_error, `cause = "..."` assignments (also in `cause, detail = "...", ...`),
+    and what the `classify*` functions return (a cause, or a tuple that starts with one)."""
+    import ast
+
+    found = set()
+    tree = ast.parse(source)
+    for func in ast.walk(tree):
+        if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) and "classify" in func.name:
+            for ret in (n for n in ast.walk(func) if isinstance(n, ast.Return) and n.value is not None):
+                first = ret.value.elts[0] if isinstance(ret.value, ast.Tuple) else ret.value
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    found.add(first.value)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            args = [kw.value for kw in node.keywords if kw.arg == "cause"]
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            if name in ("input_error", "output_error") and len(node.args) >= 3:
+                args.append(node.args[2])
+            found |= {a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+        elif isinstance(node, ast.Assign) and isinstance(node.value, (ast.Constant, ast.Tuple)):
+            for target in node.targets:
+                names = target.elts if isinstance(target, ast.Tuple) else [target]
+                values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+                for t, v in zip(names, values):
+                    if getattr(t, "id", "") == "cause" and isinstance(v, ast.Constant) and isinstance(v.value, str):
+                        found.add(v.value)
+    return found
+
+
+def test_every_cause_the_code_names_is_a_member():
+    named = {}
+    for path in (ROOT / "wrapper").rglob("*.py"):
+        for literal in cause_literals(path.read_text()):
+            named.setdefault(literal, []).append(path.relative_to(ROOT).as_posix())
+    assert {"not-found", "disk-full", "server-error", "refused"} <= named.keys()
+    assert {k: v for k, v in named.items() if k not in {c.value for c in Cause}} == {}
+
+
+def test_the_cause_scan_sees_each_form():
+    source = ('raise InputFileError("m", cause="lost")\n'
+              'raise input_error(uri, "s3", "gone", "detail")\n'
+              'cause, detail = "vanished", "why"\n'
+              'def classify(exc):\n    return "astray", "detail"\n')
+    assert cause_literals(source) == {"lost", "gone", "vanished", "astray"}
