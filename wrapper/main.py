@@ -102,6 +102,10 @@ def _execute(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop) -> Non
     if clusters.idle_worker(spec, job_cluster):
         log(f"worker {job_cluster.rank} of {job_cluster.size}: {spec.mode} runs on the chief alone")
         return
+    from wrapper.reserved import check_output_names, trf_file
+
+    inputs = (*spec.input_events, spec.model_file, spec.build_manifest)
+    check_output_names(outputs.lfns, [u for u in inputs if u], trf_file())
     outputs.check()
     if spec.dry_run:
         try:
