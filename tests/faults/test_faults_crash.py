@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import expect_failure
+from tests.outputs_on_disk import assert_outputs_on_disk
 from wrapper import exitcodes as ec
 
 TRAIN = ("--mode=train", "--modelConfig=tiny", "--batchSize=2", "--outputModelFile=trained.keras",
@@ -109,3 +110,20 @@ def test_time_limit_stops_the_payload_child(trf, inputs, jobdir):
 
     expect_failure(run, 67, acronym="TRF_EXEC_TIMEOUT", mentions=("--timeLimit=60",))
     assert not (jobdir / "trained.keras").exists()
+
+
+def test_direct_access_inputs_are_reopened_by_the_payload_child(trf, inputs, many_events, s3, scenario):
+    # The staged handle lives in the trf; the payload's process opens the object again from its
+    # description, and the report counts the bytes both processes read.
+    uri = s3.put("direct/many.h5", many_events.read_bytes())
+    scenario.s3_input(s3.client, s3.bucket, "direct/many.h5")
+
+    run = trf(*INFER, f"--inputEventsFile={uri}", f"--modelFile={inputs.model}", "--accessMode=direct",
+              env=s3.env)
+
+    assert run.rc == 0, run.stderr[-3000:]
+    assert assert_outputs_on_disk(run.jobdir, run.report) == ["pred.h5"]
+    entry = run.report["files"]["input"][0]["subFiles"][0]
+    assert entry["access"] == "direct" and entry["nentries"] == 96
+    assert entry["bytes_transferred"] >= many_events.stat().st_size // 2, entry
+    assert not (run.jobdir / "many.h5").exists()
