@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Optional, Sequence
@@ -37,8 +38,9 @@ def save_model(model: keras.Model, path: Path, *, class_weights: Optional[Sequen
     if class_weights is not None:
         head = export.get_layer("logits")
         head.bias.assign(keras.ops.convert_to_numpy(head.bias) - np.log(np.asarray(class_weights, np.float32)))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".keras", dir=path.parent)
-    os.close(fd)
+    # A fresh unique name rather than mkstemp's file: Keras then creates it, so it gets the mode
+    # the user's umask gives any new file (mkstemp's 0600 would survive the save).
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.keras"
     try:
         export.save(tmp)
         os.replace(tmp, path)

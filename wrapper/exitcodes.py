@@ -36,6 +36,10 @@ _TABLE = (
     ExitCode(67, "TRF_EXEC_TIMEOUT", "a time limit was hit", "--timeLimit against the queue's walltime"),
     ExitCode(69, "TRF_EXEC_SETUP_FAIL", "setup failed: no usable device or build, framework missing",
              "the platform section of the job report; the build manifest; the container"),
+    ExitCode(80, "TRF_EXEC_CRASH", "the payload step crashed: killed by a signal (segfault, abort) or "
+             "exited without a result", "the signal and the framework's last lines in the log"),
+    ExitCode(81, "TRF_EXEC_OOM", "the payload step ran out of memory (errorCause host-oom or gpu-oom)",
+             "the memory per job, --batchSize, the GPU the build needs"),
     ExitCode(250, "TRF_UNEXPECTED_TRF_EXCEPTION", "a bug in the wrapper", "the traceback in the log; report it"),
     ExitCode(251, "TRF_UNEXPECTED_OTHER_EXCEPTION", "a bug in the payload or framework",
              "the traceback in the log; report it"),
@@ -57,6 +61,8 @@ EXEC = 64
 EXEC_FAIL = 65
 EXEC_TIMEOUT = 67
 EXEC_SETUP_FAIL = 69
+EXEC_CRASH = 80
+EXEC_OOM = 81
 UNEXPECTED_TRF = 250
 UNEXPECTED_OTHER = 251
 

@@ -1,21 +1,114 @@
-"""One job's steps in order: stage inputs, detect the platform, choose a build, run, publish.
+"""One job, top to bottom: spec → platform and build → staging → payload → outputs → report.
 
-Each step is recorded in the report with its timing; each module it calls is testable alone.
+What is cheap and can fail comes first: reserved or existing output names, the packages the job
+needs, the platform and the build (a `--requireGPU` job on a CPU node ends here, before a byte is
+staged). Each step is recorded in the report with its timing; each module it calls is testable alone.
+`wrapper.main` turns what this raises into the exit code and the reports.
 """
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from wrapper.errors import OutputFileError
+from wrapper.errors import JobInterrupted, OutputFileError, TimeLimitError, TrfError
 from wrapper.outputs import OutputPlan
-from wrapper.progress import ProgressPrinter, log
-from wrapper.report import JobReport
-from wrapper.run import (RunContext, as_sources, entries_by_output, payload_errors, run_payload,
-                         stop_reason_for)
+from wrapper.progress import ProgressPrinter, log, stdout_to_devnull
+from wrapper.report import JobReport, abridged
+from wrapper.signals import StopState
 from wrapper.spec import JobSpec
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every step of one job shares."""
+
+    spec: JobSpec
+    report: JobReport
+    outputs: OutputPlan
+    stop: StopState
+    cluster: object                      # wrapper.cluster.ClusterSpec
+    options: object                      # wrapper.staging.StagingOptions
+    printer: ProgressPrinter
+    deadline: Optional[float]            # time.monotonic() of --timeLimit, None without one
+
+    def stop_requested(self) -> bool:
+        return self.stop.requested() or (self.deadline is not None and time.monotonic() >= self.deadline)
+
+    def stop_reason(self) -> Optional[TrfError]:
+        """Why a stop was requested: a signal, or the time limit."""
+        if self.stop.signum is not None:
+            return JobInterrupted(self.stop.signum)
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return TimeLimitError(f"--timeLimit={self.spec.time_limit:g} s reached; partial outputs "
+                                  "removed. Give more time or fewer events per job")
+        return None
+
+
+@dataclass(frozen=True)
+class BuildChoice:
+    """What the platform step chose: the node, the build, and how the payload runs on it."""
+
+    platform: object                     # wrapper.platform.Platform
+    selection: object                    # wrapper.builds.Selection
+    batch_size: int
+    precision: str
+    gpus: int
+
+
+def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop: StopState) -> None:
+    """Run the job `spec` describes, recording each step in `report`; raises TrfError on failure."""
+    from wrapper import job_distribution as dist
+
+    report.section("spec", abridged(spec.explicit()))
+    outputs.lfns = spec.outputs()
+    if spec.show_platform:
+        show_platform(spec, report)
+        return
+    cluster = dist.job_cluster(spec)
+    if not cluster.is_chief:
+        # Only the chief's outputs and reports reach the pilot; the others keep theirs aside.
+        report.workdir = outputs.workdir = dist.worker_workdir(cluster, report.workdir)
+    if dist.idle_worker(spec, cluster):
+        log(f"worker {cluster.rank} of {cluster.size}: {spec.mode} runs on the chief alone")
+        return
+    check_outputs(spec, outputs)
+    if spec.dry_run:
+        dry_run(spec, report, outputs)
+        return
+    deadline = time.monotonic() + spec.time_limit if spec.time_limit else None
+    with ProgressPrinter() as printer:
+        job = JobContext(spec, report, outputs, stop, cluster, staging_options(spec, report.workdir),
+                         printer, deadline)
+        check_packages(spec)
+        choice = choose(job)
+        staged = stage_in(job)
+        try:
+            result = run_payload(job, choice, staged)
+        finally:
+            _close_handles(staged)
+        stage_out(job, result)
+
+
+def check_outputs(spec: JobSpec, outputs: OutputPlan) -> None:
+    """Before any work: no output may take a reserved name or one already in the job directory."""
+    from wrapper.reserved import check_output_names, trf_file
+
+    inputs = (*spec.input_events, spec.model_file, spec.build_manifest)
+    check_output_names(outputs.lfns, [u for u in inputs if u], trf_file())
+    outputs.check()
+
+
+def check_packages(spec: JobSpec) -> None:
+    """The packages this job's mode and URIs need are importable (exit 69 naming them)."""
+    from wrapper.requirements_check import check_requirements
+
+    uris = (*spec.input_events, spec.model_file, spec.output_prefix, spec.build_manifest,
+            spec.checkpoint_prefix)
+    check_requirements(spec.mode, uris=[u for u in uris if u], plots=bool(spec.output_plot))
 
 
 def staging_options(spec: JobSpec, workdir: Path):
@@ -28,11 +121,14 @@ def staging_options(spec: JobSpec, workdir: Path):
 
 
 def choose_build(spec: JobSpec, workdir: Path):
-    """Detect the platform, read the manifest (or derive one from --modelFile) and select a build."""
-    from wrapper import builds
-    from wrapper.platform import detect_platform
+    """Detect the platform, read the manifest (or derive one from --modelFile) and select a build.
 
-    platform = detect_platform(probe_framework=True)
+    The manifest is the one input fetched before the choice: it is small, and the choice needs it.
+    """
+    from wrapper import builds
+    from wrapper.platform_probe import detect_platform_apart
+
+    platform = detect_platform_apart()
     if spec.build_manifest:
         from wrapper.staging import resolve_one
 
@@ -43,6 +139,24 @@ def choose_build(spec: JobSpec, workdir: Path):
     selection = builds.select_build(platform, manifest, build_name=spec.build, device=spec.device,
                                     require_gpu=spec.require_gpu)
     return platform, selection
+
+
+def choose(job: JobContext) -> BuildChoice:
+    """The platform step: the node, the build, its batch size, precision and GPUs (fails fast)."""
+    from wrapper.job_distribution import distribution_report, local_gpus
+
+    spec, report = job.spec, job.report
+    step = report.step("platform")
+    platform, selection = choose_build(spec, report.workdir)
+    report.section("platform", platform.to_report())
+    report.section("build", selection.to_report())
+    batch_size = spec.batch_size or selection.build.batch_size
+    precision = selection.build.precision if spec.precision == "auto" else spec.precision
+    gpus = local_gpus(spec, selection)
+    report.section("distribution", distribution_report(spec, job.cluster, gpus, batch_size))
+    log(f"build {selection.build.name} on {selection.device} ({precision}, batch {batch_size})")
+    step.finish(True)
+    return BuildChoice(platform, selection, batch_size, precision, gpus)
 
 
 def show_platform(spec: JobSpec, report: JobReport) -> None:
@@ -66,8 +180,11 @@ def dry_run(spec: JobSpec, report: JobReport, outputs: OutputPlan) -> None:
         "arguments": spec.explicit(),
     }
     shown = report.section("plan", plan)
-    print(json.dumps(shown, indent=1, default=str), flush=True)
-    log("dry run: nothing staged, nothing run")
+    try:
+        print(json.dumps(shown, indent=1, default=str), flush=True)
+        log("dry run: nothing staged, nothing run")
+    except BrokenPipeError:  # `--dryRun | head`: the reader has what it wanted
+        stdout_to_devnull()
 
 
 def _source_kind(uri: str, workdir: Path) -> str:
@@ -78,94 +195,69 @@ def _source_kind(uri: str, workdir: Path) -> str:
     return "local"
 
 
-def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop,
-            printer: ProgressPrinter, deadline: Optional[float], job_cluster) -> None:
-    """Stage, choose, run and publish one job, recording each step in the report."""
-    from wrapper.requirements_check import check_requirements
-    from wrapper.staging import report_entry
-
-    uris = (*spec.input_events, spec.model_file, spec.output_prefix, spec.build_manifest,
-            spec.checkpoint_prefix)
-    check_requirements(spec.mode, uris=[u for u in uris if u], plots=bool(spec.output_plot))
-    options = staging_options(spec, report.workdir)
-    staged = _stage_in(spec, report, options, printer)
-    try:
-        ctx = _prepare(spec, report, options, staged, stop, printer, deadline, job_cluster)
-        result = _run(spec, report, outputs, ctx, stop, deadline)
-    finally:
-        # Direct-access readers hold connections; their report entries need the final byte counts.
-        entries = [report_entry(s) for s in staged]
-        _close_handles(staged)
-    counts = {Path(str(fc.path)).name: fc.events for fc in result.inputs}
-    report.set_inputs([{**entry, "nentries": counts.get(entry["name"])} for entry in entries])
-    _stage_out(spec, report, outputs, options, result)
-
-
-def _stage_in(spec: JobSpec, report: JobReport, options, printer: ProgressPrinter) -> tuple:
-    from payload.api import inspect_inputs
+def stage_in(job: JobContext) -> tuple:
+    """Stage the event files and check their schema (h5py only: a corrupt file fails in a second)."""
+    from wrapper.payload_step import inspect_staged
     from wrapper.staging import report_entry, stage_inputs
 
+    spec, report = job.spec, job.report
     step = report.step("stage-in")
-    printer.stage(f"staging {len(spec.input_events)} input(s)")
-    staged = stage_inputs(spec.input_events, options)
+    job.printer.stage(f"staging {len(spec.input_events)} input(s)")
+    staged = stage_inputs(spec.input_events, job.options)
     report.set_inputs([report_entry(s) for s in staged])
-    # A wrong or corrupt file fails here, in a second, not after the framework has loaded.
-    with payload_errors(lambda: None):
-        inspect_inputs(as_sources(staged), require_labels=spec.mode in ("train", "evaluate"))
+    try:
+        inspect_staged(_sources(staged), require_labels=spec.mode in ("train", "evaluate"))
+    except BaseException:
+        _close_handles(staged)
+        raise
     step.finish(True)
     return staged
 
 
-def _prepare(spec: JobSpec, report: JobReport, options, staged, stop, printer, deadline,
-             job_cluster) -> RunContext:
-    """Platform, build, model weights, devices and checkpoints: everything the payload needs."""
+def run_payload(job: JobContext, choice: BuildChoice, staged: tuple):
+    """Model weights, checkpoints, then the payload step in its supervised child process."""
     from wrapper import checkpoints
-    from wrapper import cluster as clusters
-    from wrapper.staging import resolve_one
+    from wrapper.job_distribution import payload_distribution
+    from wrapper.payload_step import step_request
+    from wrapper.staging import report_entry, resolve_one
+    from wrapper.supervisor import ChildOutcome, run_supervised
 
-    step = report.step("platform")
-    platform, selection = choose_build(spec, report.workdir)
-    report.section("platform", platform.to_report())
-    report.section("build", selection.to_report())
-    batch_size = spec.batch_size or selection.build.batch_size
-    precision = selection.build.precision if spec.precision == "auto" else spec.precision
-    log(f"build {selection.build.name} on {selection.device} ({precision}, batch {batch_size})")
-    weights = selection.build.weights_uri if spec.build_manifest else spec.model_file
-    # A manifest's build names its own network; without one the build carries --modelConfig.
-    model_config = selection.build.model_config
-    model = resolve_one(weights, options).local_path if weights else None
-    gpus = clusters.local_gpus(spec, selection)
-    report.section("distribution", clusters.distribution_report(spec, job_cluster, gpus, batch_size))
+    spec, report = job.spec, job.report
+    build = choice.selection.build
+    step = report.step("payload")
+    weights = build.weights_uri if spec.build_manifest else spec.model_file
+    model = resolve_one(weights, job.options).local_path if weights else None
     training = spec.mode == "train"
     if training:
-        resumed = checkpoints.resume_checkpoint(spec.checkpoint_prefix, report.workdir, options,
-                                                model_config, spec.resume)
+        resumed = checkpoints.resume_checkpoint(spec.checkpoint_prefix, report.workdir, job.options,
+                                                build.model_config, spec.resume)
         if resumed:
             report.section("resume", resumed.to_report())
             log(f"resuming: {resumed.to_report()}")
-    sync = (checkpoints.start_sync(spec.checkpoint_prefix, report.workdir, options, model_config)
-            if training and job_cluster.is_chief else None)
-    step.finish(True)
-    return RunContext(
-        inputs=as_sources(staged), model_config=model_config, model=model,
-        build_name=selection.build.name,
-        precision=precision, batch_size=batch_size,
-        checkpoint_dir=checkpoints.local_dir(report.workdir), progress=printer,
-        should_stop=lambda: stop.requested() or (deadline is not None and time.monotonic() >= deadline),
-        on_checkpoint=sync, distribution=clusters.payload_distribution(spec, job_cluster, gpus))
-
-
-def _run(spec: JobSpec, report: JobReport, outputs: OutputPlan, ctx: RunContext, stop, deadline):
-    step = report.step("payload")
-    ctx.progress.stage(f"{spec.mode}: {len(ctx.inputs)} file(s), build {ctx.build_name}")
+    sync = (checkpoints.start_sync(spec.checkpoint_prefix, report.workdir, job.options, build.model_config)
+            if training and job.cluster.is_chief else None)
+    request = step_request(
+        spec, inputs=tuple(s.reopen if s.reopen is not None else s.local_path for s in staged),
+        model=model, outputs={name: job.outputs.temp_path(name) for name in job.outputs.lfns},
+        lfns=job.outputs.lfns, build_name=build.name, precision=choice.precision,
+        batch_size=choice.batch_size, model_config=build.model_config,
+        checkpoint_dir=checkpoints.local_dir(report.workdir),
+        distribution=payload_distribution(spec, job.cluster, choice.gpus),
+        report_checkpoints=sync is not None, device=choice.selection.device, workdir=report.workdir)
+    job.printer.stage(f"{spec.mode}: {len(staged)} file(s), build {build.name}")
+    outcome = ChildOutcome()
     try:
-        result = run_payload(spec, ctx, outputs, stop_reason_for(lambda: stop.signum, deadline,
-                                                                 spec.time_limit))
+        result = run_supervised(request, progress=job.printer, stop_requested=job.stop_requested,
+                                stop_reason=job.stop_reason, on_checkpoint=sync, outcome=outcome)
     finally:
-        if ctx.on_checkpoint is not None:
+        _remove_unfinished_checkpoints(checkpoints.local_dir(report.workdir))
+        if sync is not None:
             # A stopping job has seconds left before SIGKILL: periodic uploads already hold its state.
-            ctx.on_checkpoint.close(0 if stop.requested() else 120)
-            report.section("checkpointUploads", ctx.on_checkpoint.to_report())
+            sync.close(0 if job.stop.requested() else 120)
+            report.section("checkpointUploads", sync.to_report())
+        report.set_inputs([_with_child_reads(report_entry(s), outcome.direct_stats) for s in staged])
+    counts = {Path(str(fc.path)).name: fc.events for fc in result.inputs}
+    report.set_inputs([{**entry, "nentries": counts.get(entry["name"])} for entry in report.inputs])
     report.processed_events = result.processed_events
     if result.metrics:
         report.section("metrics", dict(result.metrics))
@@ -173,18 +265,44 @@ def _run(spec: JobSpec, report: JobReport, outputs: OutputPlan, ctx: RunContext,
     return result
 
 
-def _stage_out(spec: JobSpec, report: JobReport, outputs: OutputPlan, options, result) -> None:
+def _remove_unfinished_checkpoints(directory: Path) -> None:
+    """A payload process that died while writing a checkpoint leaves its temporary directory
+    (complete checkpoints are renamed into place in one step, and stay)."""
+    for unfinished in directory.glob(".ckpt-*.tmp"):
+        shutil.rmtree(unfinished, ignore_errors=True)
+
+
+def _with_child_reads(entry: dict, direct_stats: dict) -> dict:
+    """A direct-access input's report entry with the reads the payload's process made added."""
+    child = direct_stats.get(entry["name"])
+    if not child or "direct" not in entry:
+        return entry
+    direct = dict(entry["direct"])
+    for key, value in child.items():
+        if key == "peak_cached_bytes":
+            direct[key] = max(direct.get(key, 0), value)
+        elif isinstance(value, (int, float)):
+            direct[key] = direct.get(key, 0) + value
+    fetched, seconds = direct["bytes_fetched"], direct["fetch_seconds"]
+    return {**entry, "direct": direct, "bytes_transferred": fetched,
+            "rate_mib_s": round(fetched / (1 << 20) / seconds, 2) if seconds > 0 else 0.0}
+
+
+def stage_out(job: JobContext, result) -> None:
+    """Give the outputs their final names, upload them if asked, and list them in the report."""
+    from wrapper.payload_step import entries_by_output
     from wrapper.staging import publish_outputs
 
+    spec, report, outputs = job.spec, job.report, job.outputs
     step = report.step("stage-out")
-    entries = entries_by_output(result, outputs)
+    entries = entries_by_output(result, outputs.pending())
     committed = [outputs.commit(name, entries.get(name, 0)) for name in list(outputs.pending())]
     missing = set(outputs.lfns) - {c.arg_name for c in committed}
     if missing:
         raise OutputFileError(f"the payload wrote no {', '.join(sorted(missing))}", cause="missing")
     urls = {}
     if spec.output_prefix:
-        urls = {p.path.name: p.url for p in publish_outputs([c.path for c in committed], options)}
+        urls = {p.path.name: p.url for p in publish_outputs([c.path for c in committed], job.options)}
     for c in committed:
         entry = c.to_report()
         if c.path.name in urls:
@@ -192,6 +310,11 @@ def _stage_out(spec: JobSpec, report: JobReport, outputs: OutputPlan, options, r
         report.add_output(c.arg_name, entry)
         log(f"output {c.path.name}: {c.file_size} bytes, {c.nentries} entries, ad:{c.adler32}")
     step.finish(True)
+
+
+def _sources(staged) -> tuple:
+    """What the h5py schema check reads: a local path, or the direct-access file object."""
+    return tuple(s.handle if s.handle is not None else s.local_path for s in staged)
 
 
 def _close_handles(staged) -> None:

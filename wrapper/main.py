@@ -1,4 +1,4 @@
-"""The transformation's top level: arguments → spec → staging → platform → build → payload → report.
+"""The transformation's top level: argv → the job's flow (wrapper/flow.py) → exit code and reports.
 
 This is the one place that turns an exception into an exit code and the reports.
 """
@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import traceback
 from typing import Optional, Sequence
 
 from wrapper import exitcodes as ec
 from wrapper.errors import JobInterrupted, TrfError
 from wrapper.outputs import OutputPlan
-from wrapper.progress import ProgressPrinter, log
+from wrapper.progress import log, stdout_to_devnull
 from wrapper.redact import redact
-from wrapper.report import JobReport, abridged
+from wrapper.report import JobReport
 from wrapper.signals import Interrupted, stop_guard
 from wrapper.spec import JobSpec, parse_job_args
 from wrapper.staging.scratch import discard_unfinished
@@ -49,8 +48,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
                 _print_stdout(help_text())
                 return ec.OK
-            outputs.lfns = spec.outputs()
-            _execute(spec, report, outputs, stop)
+            from wrapper.flow import run_job
+
+            run_job(spec, report, outputs, stop)
         except Interrupted as err:
             report.fail(JobInterrupted(err.signum))
         except TrfError as err:
@@ -59,10 +59,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 traceback.print_exc()
         except Exception as err:  # a bug: say so, keep the traceback in the log, still report
             traceback.print_exc()
-            in_payload = any(step.name == "payload" and step.status_ok is None for step in report.steps)
-            code = ec.UNEXPECTED_OTHER if in_payload else ec.UNEXPECTED_TRF
             report.fail(TrfError(f"unexpected {type(err).__name__}: {redact(str(err))[:200]}; "
-                                 "this is a bug, please report it with the log", exit_code=code))
+                                 "this is a bug, please report it with the log",
+                                 exit_code=ec.UNEXPECTED_TRF))
         finally:
             stop.shield()
             removed = outputs.discard()
@@ -87,46 +86,12 @@ def _say_failure(report: JobReport) -> None:
               f" (exit {report.exit_code} {ec.acronym(report.exit_code)})", file=sys.stderr, flush=True)
 
 
-def _execute(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop) -> None:
-    from wrapper import cluster as clusters
-    from wrapper import flow
-
-    report.section("spec", abridged(spec.explicit()))
-    if spec.show_platform:
-        flow.show_platform(spec, report)
-        return
-    job_cluster = clusters.job_cluster(spec)
-    if not job_cluster.is_chief:
-        # Only the chief's outputs and reports reach the pilot; the others keep theirs aside.
-        report.workdir = outputs.workdir = clusters.worker_workdir(job_cluster, report.workdir)
-    if clusters.idle_worker(spec, job_cluster):
-        log(f"worker {job_cluster.rank} of {job_cluster.size}: {spec.mode} runs on the chief alone")
-        return
-    outputs.check()
-    if spec.dry_run:
-        try:
-            flow.dry_run(spec, report, outputs)
-        except BrokenPipeError:  # `--dryRun | head`: the reader has what it wanted
-            _stdout_to_devnull()
-        return
-    deadline = time.monotonic() + spec.time_limit if spec.time_limit else None
-    with ProgressPrinter() as printer:
-        flow.run_job(spec, report, outputs, stop, printer, deadline, job_cluster)
-
-
 def _print_stdout(text: str) -> None:
     """Print `text`; a reader that stops early (`--help | head`) is not an error."""
     try:
         print(text, flush=True)
     except BrokenPipeError:
-        _stdout_to_devnull()
-
-
-def _stdout_to_devnull() -> None:
-    # Python flushes stdout again at exit: with the reader gone that would fail too
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+        stdout_to_devnull()
 
 
 def cli() -> None:
@@ -135,7 +100,7 @@ def cli() -> None:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _stdout_to_devnull()
+        stdout_to_devnull()
     sys.exit(ec.safe(code))
 
 

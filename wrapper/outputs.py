@@ -102,7 +102,8 @@ class OutputPlan:
         """Remove every output not committed; returns the LFNs removed."""
         removed = []
         for arg_name, tmp in list(self._pending.items()):
-            for leftover in (tmp, *tmp.parent.glob(tmp.name + "*")):
+            # the payload's own temporaries: `<tmp>…` (h5py, plots) and `.<tmp>.….keras` (model files)
+            for leftover in (tmp, *tmp.parent.glob(tmp.name + "*"), *tmp.parent.glob(f".{tmp.name}.*")):
                 try:
                     leftover.unlink()
                 except FileNotFoundError:

@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import pytest
 
 # What the pilot reads as meant (docs/design.md, 'The pilot contract'): never 2, 3, 255 or above 255.
-ALLOWED_EXIT = frozenset({0, 4, 5, 7, 9, 11, 15, 16, 17, 64, 65, 67, 69, 250, 251,
+ALLOWED_EXIT = frozenset({0, 4, 5, 7, 9, 11, 15, 16, 17, 64, 65, 67, 69, 80, 81, 250, 251,
                           128 + signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGUSR1})
 TRACEBACK = "Traceback (most recent call last)"
 PARTIAL = re.compile(r"(^\.tmp\.|\.part$|\.part\.[0-9A-Fa-f]{8}$|^\.ckpt-.*\.tmp$)")

@@ -33,7 +33,7 @@ def test_truncated_hdf5_says_how_much_is_there(trf, inputs, tmp_path, scenario):
     run = trf(*INFER, f"--inputEventsFile={truncated}", f"--modelFile={inputs.model}")
 
     report = expect_failure(run, 9, cause="corrupt", mentions=("ev.truncated.h5", "truncated", "60000"))
-    assert [s["name"] for s in report["executor"]] == ["stage-in"]   # failed before the framework
+    assert [s["name"] for s in report["executor"]] == ["platform", "stage-in"]   # failed before the payload step
 
 
 def test_hdf5_with_wrong_shapes_names_the_dataset_and_shape(trf, inputs, tmp_path, scenario):

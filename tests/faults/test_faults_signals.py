@@ -42,7 +42,7 @@ def test_sigterm_during_staging_reports_and_leaves_no_partial_input(trf, inputs,
     run = running.stop(signal.SIGTERM)
 
     report = _stopped_by_sigterm(run)
-    assert [s["name"] for s in report["executor"]] == ["stage-in"]
+    assert [s["name"] for s in report["executor"]] == ["platform", "stage-in"]
     assert not {"big0.h5", "big1.h5"} & {p.name for p in jobdir.iterdir()}
 
 

@@ -5,7 +5,8 @@ import pytest
 
 from wrapper import exitcodes as ec
 from wrapper.cluster import (ClusterError, ClusterSpec, detect_cluster,
-                             expand_nodelist, expand_tasks_per_node, lsf_hosts, worker_workdir)
+                             expand_nodelist, expand_tasks_per_node, lsf_hosts)
+from wrapper.job_distribution import worker_workdir
 
 
 @pytest.mark.parametrize("text, hosts", [
@@ -190,7 +191,8 @@ def _spec(*words):
 
 
 def test_flow_helpers_for_a_summit_node_with_six_gpus():
-    from wrapper.cluster import distribution_report, idle_worker, job_cluster, local_gpus, payload_distribution
+    from wrapper.job_distribution import (distribution_report, idle_worker, job_cluster, local_gpus,
+                                          payload_distribution)
 
     train = _spec("--mode=train", "--outputModelFile=m.keras", "--workerPort=30000", "--workerTimeout=120")
     assert local_gpus(train, _selection(6)) == 6

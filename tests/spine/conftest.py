@@ -55,13 +55,15 @@ def _cli_env(**extra: str) -> dict:
     return env
 
 
-def _run_cli(args, cwd: Path, *, env: dict | None = None, timeout: float = 120) -> CliResult:
-    """Run the real CLI with `args` in `cwd`; return its exit code, output and framework imports."""
+def _run_cli(args, cwd: Path, *, env: dict | None = None, timeout: float = 120,
+             umask: int = -1) -> CliResult:
+    """Run the real CLI with `args` in `cwd` (under `umask` if given); return its exit code,
+    output and framework imports."""
     imports = Path(cwd).parent / f".imports.{Path(cwd).name}"
     environment = dict(env or _cli_env())
     environment["SPINE_IMPORTS"] = str(imports)
     proc = subprocess.run([sys.executable, "-c", _PROBE, *args], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, umask=umask)
     found = imports.read_text().split(",") if imports.exists() else ["<probe did not finish>"]
     imports.unlink(missing_ok=True)
     return CliResult(proc.returncode, proc.stdout, proc.stderr, frozenset(f for f in found if f))
@@ -94,7 +96,7 @@ def cli_env():
 
 @pytest.fixture
 def run_cli():
-    """`run_cli(args, cwd, env=None)` → CliResult(rc, stdout, stderr, frameworks imported)."""
+    """`run_cli(args, cwd, env=None, timeout=120, umask=-1)` → CliResult(rc, stdout, stderr, frameworks imported)."""
     return _run_cli
 
 

@@ -13,8 +13,8 @@ argument errors stay fast.
 """
 from wrapper.staging.options import StagingOptions
 from wrapper.staging.results import PublishedOutput, StagedInput, report_entry
-from wrapper.staging.stage import resolve_one, stage_inputs
+from wrapper.staging.stage import open_direct_source, resolve_one, stage_inputs
 from wrapper.staging.upload import publish_outputs
 
 __all__ = ["StagingOptions", "StagedInput", "PublishedOutput", "stage_inputs", "resolve_one",
-           "publish_outputs", "report_entry"]
+           "publish_outputs", "report_entry", "open_direct_source"]

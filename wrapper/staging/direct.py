@@ -13,7 +13,20 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Dict
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+
+@dataclass(frozen=True)
+class DirectSource:
+    """What opens a direct-access input again, in another process: plain, picklable data (the
+    plan's `location` may hold a signature: it is never logged). Credentials come from the
+    environment, as for the first open."""
+
+    plan: object                 # wrapper.staging.resolve.Plan
+    size: int
+    etag: Optional[str]
+    options: object              # wrapper.staging.options.StagingOptions, without a progress callback
 
 
 class BlockCachedFile(io.RawIOBase):

@@ -7,11 +7,12 @@ call before any byte is downloaded.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from wrapper.errors import InputFileError
 from wrapper.staging.failures import input_error
@@ -154,29 +155,42 @@ def _local(plan: Plan) -> StagedInput:
 
 
 def _open_direct(plan: Plan, remote, clients: Clients) -> StagedInput:
-    from wrapper.staging.direct import BlockCachedFile
+    from wrapper.staging.direct import DirectSource
 
-    options = clients.options
     if remote.size is None:
         raise input_error(plan.uri, plan.source, "unsupported", "the server gives no size, so the file "
                           "cannot be read in place; use --accessMode=copy")
+    if plan.expected.adler32:
+        log.warning("%s: direct access reads in place, so adler32 %s is not verified", plan.uri,
+                    plan.expected.adler32)
+    source = DirectSource(plan, remote.size, remote.etag if plan.scheme == "s3" else None,
+                          dataclasses.replace(clients.options, progress=None))
+    handle = open_direct_source(source, clients)
     if plan.scheme == "s3":
         from wrapper.staging.s3 import split_uri
 
-        fetch = clients.s3.range_reader(plan.uri, plan.source, plan.location, remote.etag)
         attempts = clients.s3.ledger.attempts(*split_uri(plan.location))
+    else:
+        attempts = remote.attempts
+    return StagedInput(uri=plan.uri, source=plan.source, local_path=None, handle=handle, size=remote.size,
+                       adler32=None, seconds=0.0, bytes_transferred=0, attempts=attempts, reopen=source)
+
+
+def open_direct_source(source, clients: Optional[Clients] = None):
+    """A read-only file object (BlockCachedFile) on a DirectSource: the staged one, or the same
+    file opened again in another process (the supervised payload step)."""
+    from wrapper.staging.direct import BlockCachedFile
+
+    plan, options = source.plan, source.options
+    clients = clients or Clients(options)
+    if plan.scheme == "s3":
+        fetch = clients.s3.range_reader(plan.uri, plan.source, plan.location, source.etag)
     else:
         from wrapper.staging.https import range_reader
 
         fetch = range_reader(clients.http, plan.uri, plan.source, plan.location, options)
-        attempts = remote.attempts
-    if plan.expected.adler32:
-        log.warning("%s: direct access reads in place, so adler32 %s is not verified", plan.uri,
-                    plan.expected.adler32)
-    handle = BlockCachedFile(plan.name, remote.size, fetch, block_size=options.block_size,
-                             cache_bytes=options.cache_bytes, readahead=options.readahead_blocks)
-    return StagedInput(uri=plan.uri, source=plan.source, local_path=None, handle=handle, size=remote.size,
-                       adler32=None, seconds=0.0, bytes_transferred=0, attempts=attempts)
+    return BlockCachedFile(plan.name, source.size, fetch, block_size=options.block_size,
+                           cache_bytes=options.cache_bytes, readahead=options.readahead_blocks)
 
 
 def _as_data(step: Callable[[], StagedInput]) -> Outcome:

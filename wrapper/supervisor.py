@@ -1,0 +1,245 @@
+"""The trf's side of the payload step: run it in a supervised child process and survive its death.
+
+A framework abort, a segfault in a CUDA library or the kernel's OOM killer ends only the child; the
+trf then names the cause (`payload-crashed` with the signal, `gpu-oom`, `host-oom`), removes the
+partial outputs and writes both reports. Progress ticks and checkpoints to upload come over a pipe;
+stop requests (signals, --timeLimit) go the other way, and a child that does not stop in time is
+killed. The child's stderr passes through to ours, its tail kept to tell an OOM from a crash.
+
+Why a fresh interpreter (subprocess), not multiprocessing: the child must run from exactly the
+trf's code, which may be a zipapp (.pyz); passing our sys.path to `python -c` does that for the pyz,
+an installed package and a source tree alike, where multiprocessing's spawn would re-run the pyz's
+__main__. Never fork: forking after a framework or a boto3 thread pool has started is unsafe.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing import Pipe
+from pathlib import Path
+from typing import Callable, Optional
+
+from wrapper import exitcodes as ec
+from wrapper.errors import ExecutionError, TrfError
+from wrapper.payload_child import oom_cause
+from wrapper.payload_step import StepRequest, error_from_fields
+from wrapper.progress import log
+
+STOP_WAIT_S = 10.0        # a child asked to stop (time limit) gets this long, then SIGKILL
+SIGNAL_WAIT_S = 0.5       # after a stop signal the trf has seconds left: the child gets this long
+STDERR_TAIL = 64          # lines of the child's stderr kept for the diagnosis
+POLL_S = 0.2
+
+_BOOT = ("import sys; sys.path[:0] = {path!r}; "
+         "from wrapper.payload_child import main; main({fd})")
+
+
+class PayloadCrashed(TrfError):
+    """The payload step's process died by a signal or exited without a result."""
+
+    exit_code = ec.EXEC_CRASH
+
+    def __init__(self, message: str, *, cause: str = "payload-crashed", extra: str = ""):
+        super().__init__(message, extra=extra)
+        self.cause = cause
+
+
+class PayloadOutOfMemory(TrfError):
+    """The payload step ran out of host or GPU memory."""
+
+    exit_code = ec.EXEC_OOM
+
+    def __init__(self, message: str, *, cause: str, extra: str = ""):
+        super().__init__(message, extra=extra)
+        self.cause = cause
+
+
+@dataclass
+class ChildOutcome:
+    """What the supervision learnt besides the result: direct-access read figures by input name."""
+
+    direct_stats: dict = field(default_factory=dict)
+
+
+def _memory_cgroup_oom_kills() -> Optional[int]:
+    """How many processes the kernel's OOM killer has ended in this process's memory cgroup
+    (cgroup v2 memory.events, v1 memory.oom_control), None where the kernel does not say."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            candidates = [Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.events"]
+        elif "memory" in controllers.split(","):
+            candidates = [Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.oom_control"]
+        else:
+            continue
+        for candidate in candidates:
+            try:
+                for entry in candidate.read_text().splitlines():
+                    key, _, value = entry.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+            except (OSError, ValueError):
+                continue
+    return None
+
+
+class Child:
+    """One running payload child: its process, its pipe and the tail of its stderr."""
+
+    def __init__(self, request: StepRequest):
+        parent_end, child_end = Pipe(duplex=True)
+        self.conn = parent_end
+        self.oom_kills_before = _memory_cgroup_oom_kills()
+        boot = _BOOT.format(path=[p for p in sys.path if p], fd=child_end.fileno())
+        self.proc = subprocess.Popen([sys.executable, "-c", boot], pass_fds=(child_end.fileno(),),
+                                     stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        child_end.close()
+        self.killed_by_us = False
+        self.tail: collections.deque = collections.deque(maxlen=STDERR_TAIL)
+        self._tee = threading.Thread(target=self._copy_stderr, name="payload-stderr", daemon=True)
+        self._tee.start()
+        self.conn.send(request)
+
+    def _copy_stderr(self) -> None:
+        out = getattr(sys.stderr, "buffer", None)
+        for line in iter(self.proc.stderr.readline, b""):
+            self.tail.append(line.decode("utf-8", "replace").rstrip("\n"))
+            try:
+                if out is not None:
+                    out.write(line)
+                    out.flush()
+                else:
+                    sys.stderr.write(line.decode("utf-8", "replace"))
+            except (OSError, ValueError):
+                continue
+
+    def ask_to_stop(self) -> None:
+        try:
+            self.conn.send(("stop",))
+        except (OSError, ValueError):
+            pass
+
+    def signal(self, signum: int) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signum)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        """SIGKILL the child (if it still runs) and reap it."""
+        if self.proc.poll() is None:
+            self.killed_by_us = True
+            self.signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def end(self, wait_s: float) -> None:
+        """Let the child end within `wait_s`, else kill it; then collect its stderr."""
+        try:
+            self.proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._tee.join(timeout=2)
+        self.conn.close()
+
+    def death(self) -> TrfError:
+        """The error that names how the child ended without a final message."""
+        code = self.proc.returncode
+        tail = "\n".join(self.tail)
+        detail = f"; its last error line: {self.tail[-1][:200]}" if self.tail else ""
+        cause = oom_cause(tail, "")
+        kills = _memory_cgroup_oom_kills()
+        if code == -signal.SIGKILL and kills is not None and self.oom_kills_before is not None \
+                and kills > self.oom_kills_before:
+            cause = "host-oom"
+        if cause == "host-oom":
+            return PayloadOutOfMemory("the payload step ran out of host memory and was killed; ask for "
+                                      "more memory per job or use fewer events per job or a smaller "
+                                      "--batchSize", cause="host-oom", extra=detail)
+        if cause == "gpu-oom":
+            return PayloadOutOfMemory("the payload step ran out of GPU memory; use a smaller --batchSize "
+                                      "or a build for a larger GPU", cause="gpu-oom", extra=detail)
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            hint = (" (the kernel's OOM killer also sends SIGKILL: check the job's memory)"
+                    if -code == signal.SIGKILL else "")
+            return PayloadCrashed(f"the payload step crashed: killed by {name}{hint}; partial outputs "
+                                  "removed, see the log for the framework's last words", extra=detail)
+        return PayloadCrashed(f"the payload step exited with status {code} without a result; partial "
+                              "outputs removed, see the log", extra=detail)
+
+
+def run_supervised(request: StepRequest, *, progress: Callable, stop_requested: Callable[[], bool],
+                   stop_reason: Callable[[], Optional[TrfError]],
+                   on_checkpoint: Optional[Callable[[Path], None]] = None,
+                   outcome: Optional[ChildOutcome] = None):
+    """Run `request` in a child process and return its StepResult; raise the TrfError that names
+    why it did not finish. `stop_requested()` is polled: when it turns true the child is asked to
+    stop, and killed if it has not within STOP_WAIT_S."""
+    outcome = outcome if outcome is not None else ChildOutcome()
+    child = Child(request)
+    final = None
+    stop_asked_at: Optional[float] = None
+    try:
+        while final is None:
+            if child.conn.poll(POLL_S):
+                try:
+                    message = child.conn.recv()
+                except (EOFError, OSError):
+                    break
+                if message[0] == "progress":
+                    progress(message[1])
+                elif message[0] == "started":
+                    log(f"payload step: process {message[1]}, code from {message[2]}")
+                elif message[0] == "checkpoint":
+                    if on_checkpoint is not None:
+                        on_checkpoint(Path(message[1]))
+                else:
+                    final = message
+            elif child.proc.poll() is not None and not child.conn.poll(0):
+                break
+            if stop_asked_at is None and stop_requested():
+                stop_asked_at = time.monotonic()
+                child.ask_to_stop()
+            elif stop_asked_at is not None and time.monotonic() - stop_asked_at > STOP_WAIT_S:
+                child.kill()
+                raise stop_reason() or ExecutionError("the payload step did not stop when asked")
+    except BaseException as err:
+        # A stop signal (or a bug) in the trf: pass the signal on, give the child a moment, kill it.
+        signum = getattr(err, "signum", None)
+        if signum is not None:
+            child.signal(signum)
+        child.end(SIGNAL_WAIT_S if signum is not None else 0)
+        raise
+    child.end(STOP_WAIT_S)
+    if final is None:
+        if stop_asked_at is not None and child.killed_by_us:
+            raise stop_reason() or child.death()
+        raise child.death()
+    kind, *body = final
+    outcome.direct_stats = body[-1] if body and isinstance(body[-1], dict) else {}
+    if kind == "result":
+        return body[0]
+    if kind == "stopped":
+        raise stop_reason() or ExecutionError("the payload stopped without a reason")
+    if kind == "error":
+        raise error_from_fields(body[0])
+    if kind == "oom":
+        cause, text = body[0], body[1]
+        where = "GPU" if cause == "gpu-oom" else "host"
+        raise PayloadOutOfMemory(f"the payload step ran out of {where} memory: {text}; use a smaller "
+                                 "--batchSize" + (" or a build for a larger GPU" if cause == "gpu-oom"
+                                                  else " or ask for more memory per job"), cause=cause)
+    name, text = body[0], body[1]
+    raise TrfError(f"unexpected {name} in the payload step: {text[:200]}; this is a bug, please "
+                   "report it with the log", exit_code=ec.UNEXPECTED_OTHER)
