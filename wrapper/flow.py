@@ -18,13 +18,14 @@ from wrapper.run import (RunContext, as_sources, entries_by_output, payload_erro
 from wrapper.spec import JobSpec
 
 
-def staging_options(spec: JobSpec, workdir: Path):
-    """StagingOptions for this job."""
+def staging_options(spec: JobSpec, workdir: Path, deadline: Optional[float] = None):
+    """StagingOptions for this job; transfers stop at `deadline` (--timeLimit)."""
     from wrapper.staging import StagingOptions
 
     return StagingOptions(workdir=workdir, s3_endpoint=spec.s3_endpoint,
                           s3_path_style=spec.s3_path_style, access_mode=spec.access_mode,
-                          threads=spec.staging_threads, output_prefix=spec.output_prefix)
+                          threads=spec.staging_threads, output_prefix=spec.output_prefix,
+                          deadline=deadline)
 
 
 def choose_build(spec: JobSpec, workdir: Path):
@@ -87,7 +88,7 @@ def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop,
     uris = (*spec.input_events, spec.model_file, spec.output_prefix, spec.build_manifest,
             spec.checkpoint_prefix)
     check_requirements(spec.mode, uris=[u for u in uris if u], plots=bool(spec.output_plot))
-    options = staging_options(spec, report.workdir)
+    options = staging_options(spec, report.workdir, deadline)
     staged = _stage_in(spec, report, options, printer)
     try:
         ctx = _prepare(spec, report, options, staged, stop, printer, deadline, job_cluster)
