@@ -185,7 +185,13 @@ def _stage_out(spec: JobSpec, report: JobReport, outputs: OutputPlan, options, r
         raise OutputFileError(f"the payload wrote no {', '.join(sorted(missing))}", cause="missing")
     urls = {}
     if spec.output_prefix:
-        urls = {p.path.name: p.url for p in publish_outputs([c.path for c in committed], options)}
+        try:
+            urls = {p.path.name: p.url for p in publish_outputs([c.path for c in committed], options)}
+        except BaseException:
+            # a failed or stopped job leaves nothing under a final name: a rerun here would meet it
+            for c in committed:
+                c.path.unlink(missing_ok=True)
+            raise
     for c in committed:
         entry = c.to_report()
         if c.path.name in urls:
