@@ -6,12 +6,14 @@ first row is the one the spine issue asks for: the wall time of an argument erro
 (`python -m wrapper --bogus=1` in an empty directory) against a bare `python -c pass`, each the
 median of --runs runs, the two interleaved so that load on a shared machine biases both alike.
 
-Other areas keep their benchmark in `scripts/bench_<area>.py` with a `main(argv) -> int`; it is
+Other areas keep their benchmark in `scripts/bench_<area>.py` with a `main(argv) -> int`, or a
+`figures(argv) -> list[dict]` whose figures (`name`, `ratio`, `samples`, ...) go into --json; it is
 imported only when its area is selected, and listed as unavailable when the file does not exist.
 
     python scripts/bench.py                          # every area
     python scripts/bench.py --only=spine --runs=21
-    python scripts/bench.py --only=spine,staging --area-args staging="--files 2 --mib 8"
+    python scripts/bench.py --only=staging --json staging.json   # {"figures": [...]}
+    python scripts/bench.py --only=spine,staging --area-args staging="--cases 2x8 --repeat 5"
 """
 from __future__ import annotations
 
@@ -104,18 +106,21 @@ def spine_rows(runs: int) -> list[Row]:
 
 
 def _area_main(module_name: str) -> Optional[Callable]:
-    """The area benchmark's `main`, or None when its script does not exist (yet)."""
+    """The area benchmark's `figures` (else its `main`), or None when its script does not exist (yet)."""
     if not (SCRIPTS / f"{module_name}.py").exists():
         return None
     if str(SCRIPTS) not in sys.path:
         sys.path.insert(0, str(SCRIPTS))
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    return importlib.import_module(module_name).main
+    module = importlib.import_module(module_name)
+    return getattr(module, "figures", None) or module.main
 
 
-def run_area(area: str, module_name: str, args: list[str]) -> str:
-    """Run one area's benchmark in this process; returns its status for the summary."""
+def run_area(area: str, module_name: str, args: list[str], figures: list) -> str:
+    """Run one area's benchmark in this process; returns its status for the summary.
+
+    The figures an area's `figures()` returns are added to `figures`."""
     try:
         main = _area_main(module_name)
     except Exception as err:  # an area that cannot even import is reported, the others still run
@@ -134,6 +139,9 @@ def run_area(area: str, module_name: str, args: list[str]) -> str:
         return "failed (exception, see above)"
     finally:
         sys.argv = saved
+    if isinstance(code, list):
+        figures.extend(dict(f, area=area) for f in code)
+        code = 0
     return "ok" if not code else f"failed (exit {code})"
 
 
@@ -151,7 +159,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--runs", type=int, default=15, help="runs per side of each spine row (median)")
     parser.add_argument("--area-args", action="append", default=[], metavar="AREA=ARGS",
                         help="arguments for one area's script, e.g. staging=\"--files 2 --mib 8\"")
-    parser.add_argument("--json", type=Path, help="write the spine rows and area statuses here")
+    parser.add_argument("--json", type=Path, help="write the figures, spine rows and area statuses here")
     args = parser.parse_args(argv)
     selected = [a.strip() for a in args.only.split(",") if a.strip()]
     unknown = [a for a in selected if a not in AREAS]
@@ -164,19 +172,23 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     rows: list[Row] = []
     status: dict[str, str] = {}
+    figures: list[dict] = []
     if "spine" in selected:
         rows = spine_rows(args.runs)
         print_rows(rows)
         status["spine"] = "ok"
     for area in selected:
         if AREAS[area] is not None:
-            status[area] = run_area(area, AREAS[area], extra.get(area, []))
+            status[area] = run_area(area, AREAS[area], extra.get(area, []), figures)
 
     print("\nareas:")
     for area in selected:
         print(f"  {area:<9} {status[area]}")
+    for figure in figures:
+        print(f"  {figure['name']:<24} {figure['ratio']:>6.3f}  ({figure.get('samples')} samples)")
     if args.json:
-        args.json.write_text(json.dumps({"rows": [dict(asdict(r), ratio=round(r.ratio, 3)) for r in rows],
+        args.json.write_text(json.dumps({"figures": figures,
+                                         "rows": [dict(asdict(r), ratio=round(r.ratio, 3)) for r in rows],
                                          "areas": status}, indent=1))
     return 0 if all(s == "ok" or s.startswith("unavailable") for s in status.values()) else 1
 

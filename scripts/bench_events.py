@@ -17,6 +17,7 @@ on the machine biases every variant alike.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -64,8 +65,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--compression", action="store_true", help="also survey the HDF5 filters")
     parser.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
+    parser.add_argument("--json", type=Path, help="also write the ratios here")
     args = parser.parse_args()
     n, batch = args.events, args.batch
+    results = {"events": n, "batch": batch, "rounds": args.rounds, "statistic": "best of rounds"}
 
     with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
         path = Path(scratch) / "events.h5"
@@ -87,6 +90,7 @@ def main() -> int:
         base = t["raw h5py"]
         for name, seconds in t.items():
             print(f"read  {name:26s} {n / seconds:8.0f} events/s   ratio to raw h5py {base / seconds:5.2f}")
+            results[f"read {name} / raw h5py"] = round(base / seconds, 3)
 
         compute_s = t["iter_batches prefetch=0"] / (n / batch)
         t = best_of(args.rounds, {
@@ -99,6 +103,7 @@ def main() -> int:
               f"compute alone {t['compute only']:.2f} s; "
               f"prefetch=2 / compute alone = {t['overlapped (prefetch=2)'] / t['compute only']:.2f} "
               f"(1.00 = reading fully hidden, 2.00 = not at all)")
+        results["prefetch=2 time / compute alone"] = round(t["overlapped (prefetch=2)"] / t["compute only"], 3)
 
         logits = np.random.default_rng(0).normal(0, 3, (batch, *IMAGE_SHAPE, 3)).astype(np.float32)
         m = min(n, 256)
@@ -115,6 +120,8 @@ def main() -> int:
 
         if args.compression:
             survey(Path(scratch), images, labels, batch, args.rounds)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0
 
 

@@ -60,6 +60,7 @@ def main(argv=None) -> int:
     parser.add_argument("--events", type=int, default=48)
     parser.add_argument("--batch", type=int, default=2, help="events per worker per step")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         events = simulate_events(args.events, 21, path=Path(tmp) / "events.h5")
@@ -68,10 +69,13 @@ def main(argv=None) -> int:
             one.append(run(1, 2 * args.batch, events, Path(tmp) / f"one-{repeat}"))
             two.append(run(2, args.batch, events, Path(tmp) / f"two-{repeat}"))
     best_one, best_two = max(one), max(two)
-    print(json.dumps({"cores": os.cpu_count(), "events": args.events, "global_batch": 2 * args.batch,
-                      "one_worker_events_per_s": [round(v, 3) for v in one],
-                      "two_workers_events_per_s": [round(v, 3) for v in two],
-                      "ratio_two_over_one": round(best_two / best_one, 3)}, indent=1))
+    results = json.dumps({"cores": os.cpu_count(), "events": args.events, "global_batch": 2 * args.batch,
+                          "one_worker_events_per_s": [round(v, 3) for v in one],
+                          "two_workers_events_per_s": [round(v, 3) for v in two],
+                          "ratio_two_over_one": round(best_two / best_one, 3)}, indent=1)
+    print(results)
+    if args.json:
+        args.json.write_text(results + "\n")
     return 0
 
 

@@ -81,7 +81,7 @@ def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop: StopSta
         return
     deadline = time.monotonic() + spec.time_limit if spec.time_limit else None
     with ProgressPrinter() as printer:
-        job = JobContext(spec, report, outputs, stop, cluster, staging_options(spec, report.workdir),
+        job = JobContext(spec, report, outputs, stop, cluster, staging_options(spec, report.workdir, deadline),
                          printer, deadline)
         check_packages(spec)
         choice = choose(job)
@@ -111,13 +111,14 @@ def check_packages(spec: JobSpec) -> None:
     check_requirements(spec.mode, uris=[u for u in uris if u], plots=bool(spec.output_plot))
 
 
-def staging_options(spec: JobSpec, workdir: Path):
-    """StagingOptions for this job."""
+def staging_options(spec: JobSpec, workdir: Path, deadline: Optional[float] = None):
+    """StagingOptions for this job; transfers stop at `deadline` (--timeLimit)."""
     from wrapper.staging import StagingOptions
 
     return StagingOptions(workdir=workdir, s3_endpoint=spec.s3_endpoint,
                           s3_path_style=spec.s3_path_style, access_mode=spec.access_mode,
-                          threads=spec.staging_threads, output_prefix=spec.output_prefix)
+                          threads=spec.staging_threads, output_prefix=spec.output_prefix,
+                          deadline=deadline)
 
 
 def choose_build(spec: JobSpec, workdir: Path):
@@ -302,7 +303,13 @@ def stage_out(job: JobContext, result) -> None:
         raise OutputFileError(f"the payload wrote no {', '.join(sorted(missing))}", cause="missing")
     urls = {}
     if spec.output_prefix:
-        urls = {p.path.name: p.url for p in publish_outputs([c.path for c in committed], job.options)}
+        try:
+            urls = {p.path.name: p.url for p in publish_outputs([c.path for c in committed], job.options)}
+        except BaseException:
+            # a failed or stopped job leaves nothing under a final name: a rerun here would meet it
+            for c in committed:
+                c.path.unlink(missing_ok=True)
+            raise
     for c in committed:
         entry = c.to_report()
         if c.path.name in urls:

@@ -54,7 +54,7 @@ class JobSpec:
     s3_endpoint: Optional[str] = None
     s3_path_style: bool = False
     access_mode: str = "copy"
-    staging_threads: int = 4
+    staging_threads: int = 10
     time_limit: Optional[float] = None
     dry_run: bool = False
     debug: bool = False

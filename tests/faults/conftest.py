@@ -35,6 +35,7 @@ from tests.faults.harness import LEDGER, Scenario, Secrets, Trf  # noqa: E402
 from tests.support import httpd, seaweed  # noqa: E402
 
 _SCENARIO_OUTCOME = pytest.StashKey[dict]()
+_SCENARIO = pytest.StashKey[Scenario]()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -46,8 +47,14 @@ def pytest_runtest_makereport(item, call):
     phases = item.stash.setdefault(_SCENARIO_OUTCOME, {})
     phases[report.when] = report.passed
     if report.when == "teardown":
-        LEDGER.run += 1
-        LEDGER.passed += bool(phases.get("call")) and all(phases.values())
+        passed = bool(phases.get("call")) and all(phases.values())
+        current = item.stash.get(_SCENARIO, None)
+        if current is not None and current.is_control:
+            LEDGER.controls += 1
+            LEDGER.controls_passed += passed
+        else:
+            LEDGER.run += 1
+            LEDGER.passed += passed
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -55,13 +62,19 @@ def pytest_terminal_summary(terminalreporter):
         return
     write = terminalreporter.write_line
     terminalreporter.write_sep("=", "fault suite")
-    write(f"scenarios run: {LEDGER.run} ({LEDGER.run - LEDGER.via_pilot} through the CLI, "
-          f"{LEDGER.via_pilot} through the real pilot), passed: {LEDGER.passed}")
-    write(f"files lost: {len(LEDGER.files_lost)}; partial files left: {len(LEDGER.partial_left)}")
+    write(f"fault scenarios run (a fault injected in each): {LEDGER.run} ({LEDGER.run - LEDGER.via_pilot} "
+          f"through the CLI, {LEDGER.via_pilot} through the real pilot), passed: {LEDGER.passed}")
+    write(f"control runs (no fault; same checks, not counted above): {LEDGER.controls}, "
+          f"passed: {LEDGER.controls_passed}")
+    write(f"files lost: {len(LEDGER.files_lost)}; partial files left: {len(LEDGER.partial_left)} "
+          f"(S3 output prefixes checked for open multipart uploads and orphans: {LEDGER.uploads_checked})")
     write(f"secrets leaked: {len(LEDGER.leaks)} ({LEDGER.texts_scanned} texts, "
           f"{LEDGER.bytes_scanned} bytes scanned for {len(Secrets().values())} secret values)")
     for problem in LEDGER.files_lost + LEDGER.partial_left + LEDGER.leaks:
         write(f"  {problem}")
+    if LEDGER.exempt_seen:
+        write(f"the pilot's own logs name the X509_USER_PROXY path (not its content) in "
+              f"{len(LEDGER.exempt_seen)} texts: panda-pilot logs `export X509_USER_PROXY=...`")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,8 +113,9 @@ def trf_env(secrets, tls_files) -> dict:
 def scenario(request, secrets):
     """The scenario of this test; its checks run after the test and fail it when they fail."""
     current = Scenario(request.node.name, secrets)
+    request.node.stash[_SCENARIO] = current
     yield current
-    LEDGER.via_pilot += current.via_pilot
+    LEDGER.via_pilot += current.via_pilot and not current.is_control
     problems = current.verify()
     if not current.runs and not current.via_pilot:
         problems.append("the scenario ran nothing")

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,20 +75,28 @@ class Secrets:
 class Ledger:
     """What the suite verified, counted as it happened."""
 
-    run: int = 0
+    run: int = 0                  # scenarios that inject a fault
     passed: int = 0
     via_pilot: int = 0
+    controls: int = 0             # control runs (no fault injected): same checks, not counted as scenarios
+    controls_passed: int = 0
     files_lost: list = field(default_factory=list)
     partial_left: list = field(default_factory=list)
     leaks: list = field(default_factory=list)
     texts_scanned: int = 0
     bytes_scanned: int = 0
+    uploads_checked: int = 0      # --outputPrefix places listed for open multipart uploads and orphans
+    exempt_seen: list = field(default_factory=list)
 
-    def scan(self, secrets: Secrets, label: str, text: str) -> list[str]:
-        """Look for every secret value in `text`; record and return what leaked."""
+    def scan(self, secrets: Secrets, label: str, text: str, exempt: frozenset = frozenset()) -> list[str]:
+        """Look for every secret value in `text`; record and return what leaked. A value named in
+        `exempt` is not a leak but is listed apart (`exempt_seen`), so the summary still says so."""
         self.texts_scanned += 1
         self.bytes_scanned += len(text)
-        found = [f"{what} in {label}" for what, value in secrets.values().items() if value in text]
+        found = [f"{what} in {label}" for what, value in secrets.values().items()
+                 if value in text and what not in exempt]
+        self.exempt_seen.extend(f"{what} in {label}" for what, value in secrets.values().items()
+                                if value in text and what in exempt)
         self.leaks.extend(found)
         return found
 
@@ -258,11 +267,28 @@ class Scenario:
         self.ledger = ledger
         self.allow_traceback = False        # --debug prints tracebacks of expected failures
         self.runs: list[TrfRun] = []
-        self.texts: list[tuple[str, str]] = []
+        self.texts: list[tuple[str, str, frozenset]] = []
         self._inputs: dict[Path, Optional[str]] = {}
         self._objects: dict[tuple, tuple] = {}
         self._kept: set = set()
+        self._no_report: Optional[str] = None
         self.via_pilot = False
+        self.is_control = False
+        self.uploads: list[tuple] = []
+
+    def control(self) -> None:
+        """This test injects no fault (a control run, a dry run, a job meant to succeed): its runs
+        get every check, but the summary does not count it as a fault scenario."""
+        self.is_control = True
+
+    def without_report(self, reason: str) -> None:
+        """The job directory cannot hold jobReport.json (read-only, say): its absence is no failure."""
+        self._no_report = reason
+
+    def s3_upload_target(self, client, bucket: str, prefix: str) -> None:
+        """An --outputPrefix the trf uploads to: after a failed run no multipart upload may be left
+        open under it, and no object either (a failed job publishes nothing)."""
+        self.uploads.append((client, bucket, prefix))
 
     def record(self, run: TrfRun) -> None:
         self.runs.append(run)
@@ -277,9 +303,9 @@ class Scenario:
         body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
         self._objects[(bucket, key)] = (client, digest(body))
 
-    def scan(self, label: str, text: str) -> None:
+    def scan(self, label: str, text: str, exempt: frozenset = frozenset()) -> None:
         """Hand over a text (an exception message, a pilot file) for the secrets scan."""
-        self.texts.append((label, text))
+        self.texts.append((label, text, exempt))
 
     def keep(self, path: Path) -> None:
         """A file under a final name that this (failed) scenario expects, e.g. one there before."""
@@ -303,8 +329,26 @@ class Scenario:
             if after != before:
                 self.ledger.files_lost.append(f"{self.name}: object s3://{bucket}/{key} changed or vanished")
                 problems.append(f"object s3://{bucket}/{key} changed or vanished")
-        for label, text in self.texts:
-            problems += self.ledger.scan(self.secrets, f"{self.name}: {label}", text)
+        for label, text, exempt in self.texts:
+            problems += self.ledger.scan(self.secrets, f"{self.name}: {label}", text, exempt)
+        if any(run.rc != 0 for run in self.runs):
+            for client, bucket, prefix in self.uploads:
+                problems += self._upload_leftovers(client, bucket, prefix)
+        return problems
+
+    def _upload_leftovers(self, client, bucket: str, prefix: str) -> list[str]:
+        """Multipart uploads left open and objects left under `prefix` by a failed job (real S3 calls)."""
+        problems = []
+        pending = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+        self.ledger.uploads_checked += 1
+        for upload in pending:
+            self.ledger.partial_left.append(f"{self.name}: multipart upload of s3://{bucket}/{upload['Key']} "
+                                            "left open")
+            problems.append(f"multipart upload {upload['Key']} left open on S3")
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        for obj in listed:
+            self.ledger.partial_left.append(f"{self.name}: orphaned object s3://{bucket}/{obj['Key']}")
+            problems.append(f"object {obj['Key']} left on S3 by a failed job")
         return problems
 
     def _run_problems(self, run: TrfRun) -> list[str]:
@@ -314,6 +358,8 @@ class Scenario:
             problems.append(f"{where}: exit {run.rc} is not one the pilot reads as meant")
         if not self.allow_traceback and (TRACEBACK in run.stderr or TRACEBACK in run.stdout):
             problems.append(f"{where}: a traceback reached the log:\n{run.stderr[-2000:]}")
+        if run.report is None and run.rc != -signal.SIGKILL and self._no_report is None:
+            problems.append(f"{where}: jobReport.json missing (exit {run.rc})")
         if run.report is not None:
             if run.report["exitCode"] != run.rc and run.rc != -signal.SIGKILL:
                 problems.append(f"{where}: jobReport exitCode {run.report['exitCode']} != exit {run.rc}")
@@ -342,6 +388,34 @@ class Scenario:
                 problems += self.ledger.scan(self.secrets, f"{self.name}: {path.name}",
                                              path.read_bytes().decode("latin-1"))
         return problems
+
+
+# panda-pilot 3.7.0.36 logs the payload command it runs, `export X509_USER_PROXY=<path>;` included:
+# the proxy's path (never its content) is in the pilot's own logs. Listed apart in the summary.
+PILOT_LOGS_PROXY_PATH = frozenset({"X509_USER_PROXY"})
+
+
+def scan_pilot_run(scenario: Scenario, root: Path) -> int:
+    """Hand every file of a pilot run directory to the scenario's secrets scan: pilot.stdout, the
+    pilot's own logs, what reached Harvester, the job directory, and each member of every log
+    tarball (`*.tgz`, `*.tar.gz`) the pilot made. Returns the number of texts handed over.
+
+    The trf's own files are also scanned by the run's checks, with no exemption."""
+    count = 0
+    for path in _walk(root):
+        if not path.is_file() or path.is_symlink() or path.stat().st_size >= SCAN_LIMIT:
+            continue
+        label = str(path.relative_to(root))
+        if path.name.endswith((".tgz", ".tar.gz")):
+            with tarfile.open(path) as tar:
+                for member in tar:
+                    if member.isfile() and member.size < SCAN_LIMIT:
+                        scenario.scan(f"{label}:{member.name}", tar.extractfile(member).read().decode("latin-1"),
+                                      PILOT_LOGS_PROXY_PATH)
+                        count += 1
+        scenario.scan(label, path.read_bytes().decode("latin-1"), PILOT_LOGS_PROXY_PATH)
+        count += 1
+    return count
 
 
 def _walk(directory: Path, with_dirs: bool = False) -> Iterable[Path]:

@@ -77,6 +77,7 @@ def test_missing_manifest_is_an_input_not_found(trf, inputs, tmp_path):
 
 def test_manifest_build_runs_with_its_own_weights(trf, inputs, tmp_path, scenario, jobdir):
     # the control of the manifest scenarios: the same manifest, well formed, runs
+    scenario.control()
     manifest = tmp_path / "builds.json"
     _manifest(manifest, inputs.model)
     scenario.input(manifest)

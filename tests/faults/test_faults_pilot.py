@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import TrfRun
+from tests.faults.harness import TrfRun, scan_pilot_run
 from tests.pilot.conftest import job_definition  # also puts scripts/ on sys.path
 
 import build_pyz  # noqa: E402 - scripts/ is not a package
@@ -85,8 +85,7 @@ def _verdict(pilot_jobs, scenario, name: str) -> tuple:
                  _text(job_dir / "payload.stdout"), _text(job_dir / "payload.stderr"),
                  verdict["job_report"], verdict["payload_error_report"])
     scenario.record(run)
-    harvester = job_dir.parent.parent / "harvester" / "worker_attributes.json"
-    scenario.scan("worker_attributes.json (what reaches the server)", _text(harvester))
+    scan_pilot_run(scenario, job_dir.parent.parent)   # pilot.stdout, its logs, the log tarball, Harvester's files
     for replica in replicas:   # what the pilot staged for the trf is what it was given
         staged = job_dir.parent / replica.name
         assert staged.read_bytes() == replica.read_bytes(), f"{replica.name} changed in the pilot home"

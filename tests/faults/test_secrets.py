@@ -23,7 +23,9 @@ def _signed(url: str, secrets) -> str:
             f"&X-Amz-Signature={secrets.url_password}")
 
 
-def test_credentials_in_the_arguments_stay_out_of_the_plan_and_the_report(trf, inputs, secrets, jobdir):
+def test_credentials_in_the_arguments_stay_out_of_the_plan_and_the_report(trf, inputs, secrets, jobdir,
+                                                                          scenario):
+    scenario.control()    # a dry run: the secrets are in the arguments, no fault is injected
     (port,) = seaweed.free_ports(1)
     userinfo = f"https://reader:{secrets.url_password}@127.0.0.1:{port}/data/ev.h5"
     signed = _signed(f"https://127.0.0.1:{port}/b.h5", secrets)
@@ -39,7 +41,8 @@ def test_credentials_in_the_arguments_stay_out_of_the_plan_and_the_report(trf, i
     assert run.report["spec"]["s3Endpoint"] == f"http://***@127.0.0.1:{port}"
 
 
-def test_a_signed_https_input_read_with_the_token_file(trf, inputs, https, secrets, jobdir):
+def test_a_signed_https_input_read_with_the_token_file(trf, inputs, https, secrets, jobdir, scenario):
+    scenario.control()    # a job meant to succeed
     # no BEARER_TOKEN: the token comes from BEARER_TOKEN_FILE, as a token agent leaves it
     url = https.add(_signed("/data/ev.h5", secrets), inputs.events.read_bytes(), token=secrets.file_token)
 
@@ -75,6 +78,7 @@ def test_debug_tracebacks_carry_no_secret(trf, inputs, s3, scenario):
 
 
 def test_outputs_uploaded_with_the_suites_keys_are_reported_by_url(trf, inputs, s3, scenario):
+    scenario.control()    # a job meant to succeed
     run = trf("--mode=infer", "--modelConfig=tiny", f"--inputEventsFile={inputs.events}",
               f"--modelFile={inputs.model}", "--outputPredFile=pred.h5",
               f"--outputPrefix=s3://{s3.bucket}/out/", env=s3.env)

@@ -23,7 +23,7 @@ from wrapper.errors import InputFileError
 from wrapper.staging.failures import input_error, output_error
 from wrapper.staging.logs import guard_library_logs
 from wrapper.staging.names import inside, part_path
-from wrapper.staging.options import MiB, StagingOptions
+from wrapper.staging.options import MiB, StagingOptions, check_deadline
 from wrapper.staging.results import StagedInput
 from wrapper.staging.scratch import discard, finalize, is_disk_full, open_part
 from wrapper.staging.verify import verify
@@ -253,6 +253,7 @@ class _Transfer:
             self._check(response)
             with open_part(self.part, append=self.have > 0) as out:
                 for chunk in response.iter_content(CHUNK):
+                    check_deadline(self.options)
                     out.write(chunk)
                     self.have += len(chunk)
                     self.received += len(chunk)

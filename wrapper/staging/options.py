@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -16,14 +17,16 @@ class StagingOptions:
 
     `threads` bounds the transfers in flight (files in parallel, and the parts of one S3 object);
     `retries` bounds the retries of every request (botocore, urllib3) and of an interrupted body;
-    `progress`, when given, is called as `progress(uri, bytes_so_far)` while bytes arrive.
+    `progress`, when given, is called as `progress(uri, bytes_so_far)` while bytes arrive;
+    `deadline` (time.monotonic() seconds), when given, stops transfers still running then
+    (TimeLimitError, exit 67; their `.part` files removed).
     """
 
     workdir: Path
     s3_endpoint: Optional[str] = None
     s3_path_style: bool = False
     access_mode: str = "copy"            # copy | direct
-    threads: int = 4
+    threads: int = 10                    # as awscli's; measured best here (scripts/bench_staging.py)
     retries: int = 3
     timeout_s: float = 60.0
     output_prefix: Optional[str] = None
@@ -34,6 +37,7 @@ class StagingOptions:
     cache_bytes: int = 64 * MiB          # direct access: memory bound of the block cache per file
     readahead_blocks: int = 2            # direct access: blocks fetched ahead of a sequential reader
     progress: Optional[Callable[[str, int], None]] = field(default=None, compare=False, repr=False)
+    deadline: Optional[float] = None
 
     def __post_init__(self):
         if self.access_mode not in ("copy", "direct"):
@@ -45,6 +49,15 @@ class StagingOptions:
         if self.block_size < 64 << 10 or self.cache_bytes < 2 * self.block_size:
             raise ValueError("block_size >= 64 KiB and cache_bytes >= 2 blocks are required")
         object.__setattr__(self, "workdir", Path(self.workdir))
+
+
+def check_deadline(options: StagingOptions) -> None:
+    """TimeLimitError (exit 67) once `options.deadline` has passed."""
+    if options.deadline is not None and time.monotonic() >= options.deadline:
+        from wrapper.errors import TimeLimitError
+
+        raise TimeLimitError("--timeLimit reached while staging inputs; partial files removed. "
+                             "Give more time or fewer or smaller inputs per job")
 
 
 def s3_endpoint(options: StagingOptions) -> Optional[str]:

@@ -21,7 +21,7 @@ from wrapper.redact import redact
 from wrapper.staging.failures import input_error, output_error
 from wrapper.staging.logs import guard_library_logs
 from wrapper.staging.names import inside, part_path
-from wrapper.staging.options import MiB, StagingOptions, s3_endpoint
+from wrapper.staging.options import MiB, StagingOptions, check_deadline, s3_endpoint
 from wrapper.staging.results import StagedInput
 from wrapper.staging.scratch import discard, finalize, is_disk_full, under_way
 from wrapper.staging.verify import verify
@@ -120,6 +120,8 @@ class S3:
                                      region_name=session.region_name or "us-east-1")
         self.ledger = RetryLedger()
         self.ledger.attach(self.client)
+        # size and ETag of the objects a glob listed: their HEAD would say the same, one request later
+        self._listed: dict = {}
         import s3transfer.manager  # noqa: F401 - its loggers exist before they are guarded
 
         guard_library_logs(self._secrets)
@@ -208,6 +210,8 @@ class S3:
     def head(self, uri: str, source: str, location: str) -> Remote:
         """Size and ETag of `location` (an s3:// URI); InputFileError when it cannot be had."""
         bucket, key = split_uri(location)
+        if (bucket, key) in self._listed:
+            return self._listed[(bucket, key)]
         try:
             response = self.client.head_object(Bucket=bucket, Key=key)
         except Exception as exc:  # noqa: BLE001 - classified into a named cause
@@ -222,8 +226,11 @@ class S3:
         keys = []
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                keys += [o["Key"] for o in page.get("Contents", ())
-                         if o["Key"].count("/") == depth and fnmatch.fnmatchcase(o["Key"], pattern)]
+                for listed in page.get("Contents", ()):
+                    if listed["Key"].count("/") == depth and fnmatch.fnmatchcase(listed["Key"], pattern):
+                        keys.append(listed["Key"])
+                        self._listed[(bucket, listed["Key"])] = Remote(size=int(listed["Size"]),
+                                                                       etag=listed.get("ETag"))
         except Exception as exc:  # noqa: BLE001 - classified into a named cause
             raise self.input_failure(uri, "s3", exc, bucket, prefix) from None
         if not keys:
@@ -244,7 +251,7 @@ class S3:
                                 num_download_attempts=options.retries + 1, io_chunksize=MiB)
         started = []
         outcomes: List[Union[StagedInput, InputFileError]] = []
-        with TransferManager(self.client, config) as manager:
+        with TransferManager(self.client, config) as manager, _Deadline(options.deadline, started):
             try:
                 for plan, remote in jobs:
                     final = inside(options.workdir, plan.name)
@@ -257,6 +264,7 @@ class S3:
                     started.append((plan, remote, final, part, watch, future))
                 for job in started:
                     outcomes.append(self._finish(*job))
+                check_deadline(options)
             finally:
                 for _, _, _, part, _, _ in started:
                     discard(part)
@@ -350,6 +358,33 @@ class S3:
             return output_error(path.name, uri, "checksum-mismatch",
                                 f"stored adler32 {stored}, wrote {adler32}")
         return time.monotonic() - started
+
+
+class _Deadline:
+    """Cancels the transfers started so far when the job's deadline passes (a timer thread).
+
+    A cancelled s3transfer future stops between chunks and removes its temporary file; the
+    caller then sees the deadline passed and raises TimeLimitError."""
+
+    def __init__(self, deadline: Optional[float], started: list):
+        self._timer = None
+        if deadline is not None:
+            self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._cancel, (started,))
+            self._timer.daemon = True
+
+    @staticmethod
+    def _cancel(started: list) -> None:
+        for *_, future in list(started):
+            future.cancel()
+
+    def __enter__(self):
+        if self._timer is not None:
+            self._timer.start()
+        return self
+
+    def __exit__(self, *_):
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 class _Watch:

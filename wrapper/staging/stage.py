@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from wrapper.errors import InputFileError
 from wrapper.staging.failures import input_error
-from wrapper.staging.options import StagingOptions
+from wrapper.staging.options import StagingOptions, check_deadline
 from wrapper.staging.resolve import Plan, Planner
 from wrapper.staging.results import StagedInput
 from wrapper.staging.scratch import ensure_free_space
@@ -111,6 +111,7 @@ def _stage(plans: Sequence[Plan], options: StagingOptions, clients: Clients, *,
 
 
 def _download(ready, options: StagingOptions, clients: Clients) -> Dict[int, Outcome]:
+    check_deadline(options)
     ensure_free_space(options.workdir, sum(h.size or 0 for _, _, h in ready), f"{len(ready)} input file(s)")
     outcomes: Dict[int, Outcome] = {}
     s3_jobs = [(i, p, h) for i, p, h in ready if p.scheme == "s3"]
