@@ -43,8 +43,9 @@ class Pilot:
         return f"pilot-{self.version}"
 
     @property
-    def has_launcher(self) -> bool:
-        """True for pilot3's own pilot.py; False for the PyPI library run by our launcher."""
+    def has_pilot_py(self) -> bool:
+        """True when the pilot starts with its own pilot.py (pilot3); False for the PyPI library,
+        which our launcher starts."""
         return self.version != PYPI_VERSION
 
     @property

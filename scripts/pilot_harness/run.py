@@ -84,11 +84,11 @@ def check_tools() -> None:
 def pilot_options(paths: layout.RunPaths, lifetime_s: int, pilot: pilots.Pilot) -> list[str]:
     """The pilot's command line (shared/pilot-local/README.md): PUSH mode, no server updates,
     everything local. The trf base URL (-g) is added inside the sandbox, once its port is known."""
-    # pilot.py's own switches, for what our launcher never does: CVMFS, token renewal, worker updates
-    launcher_only = ["-b", "-y", "-k"] if pilot.has_launcher else []
+    # switches only pilot.py has, for what our launcher never does: CVMFS, token renewal, worker updates
+    pilot_py_only = ["-b", "-y", "-k"] if pilot.has_pilot_py else []
     return [
         "-q", QUEUE, "--pilot-user", pilot.pilot_user, "-w", "generic", "-d", "-z", "-t", "-u",
-        *launcher_only,
+        *pilot_py_only,
         "-l", str(lifetime_s), "--url", "http://127.0.0.1", "-p", site.UNUSED_SERVER.split(":")[1],
         "--queuedata-url", str(paths.home / "queuedata.json"),
         "--storagedata-url", str(paths.storage_data),
@@ -125,7 +125,7 @@ def prepare(request: PilotJob, run_dir: Path) -> layout.RunPaths:
         "trf_name": name, "timeout_s": request.timeout_s(), "pilot_version": pilot.version,
         "pilot_command": list(pilot.command), "pilot_environment": environment,
         # our launcher needs PYTHONPATH to be found (and drops it); pilot.py finds its own package
-        "keep_pythonpath": not pilot.has_launcher,
+        "keep_pythonpath": not pilot.has_pilot_py,
         "pilot_options": pilot_options(paths, request.lifetime_s, pilot)}, indent=1))
     return paths
 
