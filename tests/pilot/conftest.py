@@ -188,7 +188,7 @@ def pytest_configure(config):
 def pytest_collection_finish(session):
     """Start every pilot job the selected tests read, now, in the background."""
     wanted = wanted_jobs(session.items)
-    if wanted and not RUNS.futures:
+    if wanted and not RUNS.futures and not session.config.option.collectonly:
         RUNS.start(wanted, session.config._tmp_path_factory.mktemp("pilot-runs"))
 
 
