@@ -163,9 +163,13 @@ def test_pilot_passes_sigterm_to_the_trf_and_our_report_says_so(verdicts):
     assert "train epoch 2/" in (job_dir / "payload.stdout").read_text()
     assert not (job_dir / "trained.keras").exists() and "trained.keras" not in verdict["staged_out"]
     assert "job stopped by SIGTERM" in stderr
-    # a killed job: both pilots send their own 1201 and exeErrorCode 0, even 3.11, which reads
-    # (and logs) our payload_error_report.json
-    assert (verdict["exe_error_code"], verdict["exe_error_diag"]) == (0, "")
+    exe_error = (verdict["exe_error_code"], verdict["exe_error_diag"])
+    if verdict["pilot_version"] == PILOT3:
+        # 3.11 sends our 143 and diagnosis when its kill handling reads payload_error_report.json
+        # before the final update, else exeErrorCode 0: both seen here, a race inside the pilot
+        assert exe_error in {(0, ""), (143, report["error_diag"])}
+    else:
+        assert exe_error == (0, "")
 
 
 @pytest.mark.pilot_job("success", "installed")
