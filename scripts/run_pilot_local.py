@@ -2,7 +2,10 @@
 """Replay a PanDA job through the real PanDA pilot on this machine, isolated (docs/pilot.md).
 
     python scripts/run_pilot_local.py JOB.json --input a.h5 --input b.h5 \
-        --trf dist/dune-payload.pyz --run-dir /tmp/replay-1001
+        --trf dist/dune-payload.pyz --run-dir /tmp/replay-1001 [--pilot-version 3.7.0.36]
+
+The pilot is pilot3 3.11.5.1 (what sites run, from its source tarball: shared/pilot3 beside the
+clone, or $DUNE_PILOT3_TARBALL) unless --pilot-version names PyPI's 3.7.0.36.
 
 JOB.json is a job definition (the job's fields, or pandaJobData.out's {"<PandaID>": {...}}).
 Prints the pilot's verdict as JSON (also RUN_DIR/summary.json); exits 0 when the pilot finished the
@@ -13,11 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pilot_harness import run  # noqa: E402 - after the path set-up above
+from pilot_harness import pilots, run  # noqa: E402 - after the path set-up above
+
+
+def choose_pilot(version: str, pilot_user: str) -> pilots.Pilot:
+    """The pilot to run; pilot3 is unpacked to a new temporary directory."""
+    if version == pilots.PYPI_VERSION:
+        return pilots.pypi(pilot_user)
+    top = pilots.unpack(Path(tempfile.mkdtemp(prefix="dune-pilot3-")) / "src")
+    return pilots.pilot3(top, pilot_user)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,12 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sigterm-after", metavar="TEXT", default=None,
                         help="send the pilot SIGTERM (as a batch system would) once TEXT appears in "
                              "the trf's payload.stdout")
+    parser.add_argument("--pilot-version", choices=[pilots.PILOT3_VERSION, pilots.PYPI_VERSION],
+                        default=pilots.PILOT3_VERSION, help="the pilot to run (default: %(default)s)")
+    parser.add_argument("--pilot-user", default="generic",
+                        help="the pilot user plugin, pilot/user/NAME (default: %(default)s)")
     parser.add_argument("--full", action="store_true",
                         help="print everything, including worker_attributes.json and the pilot log extract")
     args = parser.parse_args(argv)
     try:
         verdict = run.replay(args.job, args.input, args.trf, args.run_dir, lifetime_s=args.lifetime,
-                             sigterm_after=args.sigterm_after)
+                             sigterm_after=args.sigterm_after,
+                             pilot=choose_pilot(args.pilot_version, args.pilot_user))
     except (run.HarnessError, ValueError, OSError) as err:
         print(f"run_pilot_local: {err}", file=sys.stderr)
         return 69

@@ -18,6 +18,8 @@ from wrapper.report import JobReport
 from wrapper.signals import Interrupted, stop_guard
 from wrapper.spec import JobSpec, parse_job_args
 from wrapper.staging.scratch import discard_unfinished
+from wrapper.stdout_logging import configure as log_to_stdout
+from wrapper.stdout_logging import native_stderr_to_stdout
 
 # Quiet the framework's C++ logging before anything can import it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,6 +29,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one job; returns the exit code (never 2, 3, 255 or above 255)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    log_to_stdout()
     report = JobReport.begin(argv)
     outputs = OutputPlan(report.workdir, {})
 
@@ -96,6 +99,7 @@ def _print_stdout(text: str) -> None:
 
 def cli() -> None:
     """Console-script entry point."""
+    native_stderr_to_stdout()
     code = main()
     try:
         sys.stdout.flush()

@@ -19,8 +19,10 @@ class RunPaths:
 
     @property
     def harvester(self) -> Path:
-        """Harvester data and work directory: pandaJobData.out in, worker_attributes.json out."""
-        return self.root / "harvester"
+        """Harvester's data and work directory, laid out as Harvester does: the pilot home itself.
+        pandaJobData.out in, worker_attributes.json and event_status.dump.json out; pilot 3.11
+        declares only outputs it finds under this directory in event_status.dump.json."""
+        return self.home
 
     @property
     def job_data(self) -> Path:
@@ -29,6 +31,11 @@ class RunPaths:
     @property
     def worker_attributes(self) -> Path:
         return self.harvester / "worker_attributes.json"
+
+    @property
+    def event_status(self) -> Path:
+        """The outputs the pilot declares to Harvester for stage-out (LFN, GUID, size, checksum)."""
+        return self.harvester / "event_status.dump.json"
 
     @property
     def www(self) -> Path:

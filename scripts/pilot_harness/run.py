@@ -1,11 +1,13 @@
-"""Run one PanDA job through the real pilot on this machine, isolated, and return its verdict.
+"""Run one PanDA job through a real pilot on this machine, isolated, and return its verdict.
 
-The host side: lay out the run directory (pilot home with the input replicas and queue data,
-Harvester directory with the job, the trf to serve, a loopback-only pilot configuration), start the
-sandbox inside `unshare --pid --fork --mount-proc --net --kill-child`, wait, collect the verdict.
+The host side: lay out the run directory the way Harvester does (the pilot home is Harvester's
+work and data directory: the job, the input replicas, queue data), the trf to serve, a
+loopback-only pilot configuration; start the sandbox inside
+`unshare --pid --fork --mount-proc --net --kill-child`, wait, collect the verdict.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -15,9 +17,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Literal, Mapping, Optional, Sequence
 
-from pilot_harness import jobdef, layout, site, verdict
+from pilot_harness import jobdef, layout, pilots, site, verdict
+from pilot_harness.errors import HarnessError
 
 QUEUE = "LOCAL_TEST"
 
@@ -31,19 +34,16 @@ QUEUE_PARAMS = {"job_maxwalltime": True}
 # $MACHINEFEATURES/$JOBFEATURES) or do CPU accounting for a grid site.
 PILOT_SETTINGS = {"Pilot": {"checks": "space,last_heartbeat,threads"}}
 
-# How long panda-pilot 3.7.0.36 takes to give up on a job after its payload: up to 115 s waiting
-# for a log stage-out it has already done (job.wait_for_aborted_job_stageout) when the trf fails,
-# about 200 s more (log transfer it can no longer do, then its threads) when it was killed.
-WIND_DOWN_S = 300
+# How long a pilot takes to give up on a job after its payload: up to 115 s waiting for a log
+# stage-out it has already done (job.wait_for_aborted_job_stageout) when the trf fails, about 200 s
+# more (log transfer it can no longer do, then its threads) when it was killed; 3.11 adds up to
+# 120 s of retries when the trf cannot be downloaded.
+WIND_DOWN_S = 420
 
 # What the harness and the pilot run, and the Debian package of each: the namespace (unshare, ip),
 # the trf download (curl), the pilot's process handling (ps) and its log tarball (tar).
 REQUIRED_TOOLS = {"unshare": "util-linux", "ip": "iproute2", "curl": "curl", "ps": "procps",
                   "tar": "tar"}
-
-
-class HarnessError(RuntimeError):
-    """The harness cannot run the pilot (missing tool, bad job definition, pilot did not end)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,9 @@ class PilotJob:
     lists but `inputs` lacks stay missing. The trf is served under the last part of the job's
     `transformation`. `lifetime_s` is the pilot's own limit when the job has no maxWalltime.
     With `sigterm_after`, the pilot gets SIGTERM (as from a batch system ending the slot) once that
-    text appears in the trf's payload.stdout.
+    text appears in the trf's payload.stdout. `pilot` is the pilot to run (default: PyPI's).
+    `trf_from` says where the pilot finds the trf: "http" (the loopback server), "harvester-workdir"
+    (copied there, $HARVESTER_WORKDIR set, nothing served) or "nowhere" (the URL gives 404).
     """
 
     job: Mapping[str, str]
@@ -62,6 +64,8 @@ class PilotJob:
     trf: Path
     lifetime_s: int = 900
     sigterm_after: Optional[str] = None
+    pilot: Optional[pilots.Pilot] = None
+    trf_from: Literal["http", "harvester-workdir", "nowhere"] = "http"
 
     def timeout_s(self) -> float:
         """How long the harness waits for the pilot before ending its namespace."""
@@ -77,11 +81,14 @@ def check_tools() -> None:
         raise HarnessError("cannot run the pilot here; missing " + ", ".join(missing))
 
 
-def pilot_options(paths: layout.RunPaths, lifetime_s: int) -> list[str]:
-    """The launcher's command line (shared/pilot-local/README.md): PUSH mode, no server updates,
+def pilot_options(paths: layout.RunPaths, lifetime_s: int, pilot: pilots.Pilot) -> list[str]:
+    """The pilot's command line (shared/pilot-local/README.md): PUSH mode, no server updates,
     everything local. The trf base URL (-g) is added inside the sandbox, once its port is known."""
+    # switches only pilot.py has, for what our launcher never does: CVMFS, token renewal, worker updates
+    pilot_py_only = ["-b", "-y", "-k"] if pilot.has_pilot_py else []
     return [
-        "-q", QUEUE, "--pilot-user", "generic", "-w", "generic", "-d", "-z", "-t", "-u",
+        "-q", QUEUE, "--pilot-user", pilot.pilot_user, "-w", "generic", "-d", "-z", "-t", "-u",
+        *pilot_py_only,
         "-l", str(lifetime_s), "--url", "http://127.0.0.1", "-p", site.UNUSED_SERVER.split(":")[1],
         "--queuedata-url", str(paths.home / "queuedata.json"),
         "--storagedata-url", str(paths.storage_data),
@@ -92,27 +99,34 @@ def pilot_options(paths: layout.RunPaths, lifetime_s: int) -> list[str]:
 
 
 def prepare(request: PilotJob, run_dir: Path) -> layout.RunPaths:
-    """Lay out `run_dir` (which must not exist yet) for `request`; returns its paths."""
-    import pilot.util.config as pilot_config
-
+    """Lay out `run_dir` (which must not exist yet) for `request` (its pilot given); returns its
+    paths."""
+    pilot = request.pilot
     paths = layout.RunPaths(Path(run_dir).resolve())
     paths.root.mkdir(parents=True)
-    for directory in (paths.home, paths.harvester, paths.trf_dir, paths.site):
+    for directory in {paths.home, paths.harvester, paths.trf_dir, paths.site}:
         directory.mkdir(parents=True)
     job = jobdef.with_inputs(request.job, request.inputs)
     for replica in request.inputs:
         # the mv copytool links inputs from the parent of the job directory: the pilot home
         shutil.copyfile(replica, paths.home / Path(replica).name)
     name = jobdef.trf_name(job)
-    shutil.copyfile(request.trf, paths.trf_dir / name)
+    environment = {}
+    if request.trf_from == "http":
+        shutil.copy2(request.trf, paths.trf_dir / name)
+    elif request.trf_from == "harvester-workdir":
+        shutil.copy2(request.trf, paths.harvester / name)
+        environment["HARVESTER_WORKDIR"] = str(paths.harvester)
     site.write_queue_files(paths.home, QUEUE, params=QUEUE_PARAMS)
     paths.storage_data.write_text(json.dumps(site.storage_data(), indent=1))
-    library_cfg = Path(pilot_config.__file__).with_name("default.cfg")
-    paths.pilot_config.write_text(site.loopback_config(library_cfg, PILOT_SETTINGS))
+    paths.pilot_config.write_text(site.loopback_config(pilot.default_config, PILOT_SETTINGS))
     paths.job_template.write_text(json.dumps(job, indent=1))
     paths.settings.write_text(json.dumps({
-        "trf_name": name, "timeout_s": request.timeout_s(),
-        "pilot_options": pilot_options(paths, request.lifetime_s)}, indent=1))
+        "trf_name": name, "timeout_s": request.timeout_s(), "pilot_version": pilot.version,
+        "pilot_command": list(pilot.command), "pilot_environment": environment,
+        # our launcher needs PYTHONPATH to be found (and drops it); pilot.py finds its own package
+        "keep_pythonpath": not pilot.has_pilot_py,
+        "pilot_options": pilot_options(paths, request.lifetime_s, pilot)}, indent=1))
     return paths
 
 
@@ -177,18 +191,21 @@ def launch(paths: layout.RunPaths, panda_id: str, timeout_s: float,
 def run_job(request: PilotJob, run_dir: Path) -> dict:
     """Run `request` through the real pilot in `run_dir`; returns the verdict (also summary.json)."""
     check_tools()
+    request = dataclasses.replace(request, pilot=request.pilot or pilots.pypi())
     paths = prepare(request, run_dir)
     panda_id = str(request.job["PandaID"])
     exit_code = launch(paths, panda_id, request.timeout_s(), request.sigterm_after)
-    summary = verdict.collect(paths, panda_id, pilot_exit_code=exit_code)
+    summary = verdict.collect(paths, panda_id, pilot_exit_code=exit_code,
+                              pilot=request.pilot)
     paths.summary.write_text(json.dumps(summary, indent=1, sort_keys=True))
     return summary
 
 
 def replay(job_file: Path, inputs: Sequence[Path], trf: Path, run_dir: Path, *,
-           lifetime_s: Optional[int] = None, sigterm_after: Optional[str] = None) -> dict:
+           lifetime_s: Optional[int] = None, sigterm_after: Optional[str] = None,
+           pilot: Optional[pilots.Pilot] = None) -> dict:
     """Replay the job in `job_file` (a job or pandaJobData.out) with these input replicas and trf."""
     job = jobdef.load(job_file)
     request = PilotJob(job=job, inputs=tuple(inputs), trf=trf, sigterm_after=sigterm_after,
-                       **({"lifetime_s": lifetime_s} if lifetime_s else {}))
+                       pilot=pilot, **({"lifetime_s": lifetime_s} if lifetime_s else {}))
     return run_job(request, run_dir)

@@ -1,5 +1,8 @@
 """What runs inside the pilot's namespace: loopback up, the trf server, the pilot, nothing else.
 
+The pilot is the command in the run's settings: pilot3's own pilot.py, or our launcher for PyPI's
+panda-pilot (pilot_harness.pilots).
+
 `run.launch` starts this module as `unshare --pid --fork --mount-proc --net --kill-child python -m
 pilot_harness.sandbox RUNDIR`. This process is then PID 1 of a namespace whose only network is its
 own loopback: the pilot's end-of-job cleanup (it kills the orphans of its user, and we are root)
@@ -54,15 +57,18 @@ def write_job_definition(paths: layout.RunPaths, trf_url: str) -> None:
     paths.job_data.write_text(json.dumps({str(job["PandaID"]): job}, indent=1))
 
 
-def run_pilot(paths: layout.RunPaths, options: list[str], timeout_s: float) -> int:
-    """Our launcher in the pilot home, PILOT_NOKILL set; its exit code, or 124 on timeout.
+def run_pilot(paths: layout.RunPaths, settings: dict, options: list[str]) -> int:
+    """The pilot in its home, PILOT_NOKILL set; its exit code, or 124 on timeout.
 
     A SIGTERM to this process goes on to the pilot, as a batch system's would.
     """
     env = dict(os.environ, PILOT_NOKILL="1", NO_CVMFS_OK="1",
-               HARVESTER_PILOT_CONFIG=str(paths.pilot_config))
+               HARVESTER_PILOT_CONFIG=str(paths.pilot_config), **settings["pilot_environment"])
+    if not settings["keep_pythonpath"]:
+        env.pop("PYTHONPATH", None)
+    timeout_s = settings["timeout_s"]
     with open(paths.pilot_stdout, "wb") as out:
-        child = subprocess.Popen([sys.executable, "-m", "pilot_harness.launcher", *options],
+        child = subprocess.Popen([*settings["pilot_command"], *options],
                                  cwd=paths.home, env=env, stdout=out, stderr=subprocess.STDOUT)
         signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
         try:
@@ -82,7 +88,7 @@ def main(argv: list[str]) -> int:
     server = serve_directory(paths.www)
     base_url = f"http://127.0.0.1:{server.server_address[1]}/trf"
     write_job_definition(paths, f"{base_url}/{settings['trf_name']}")
-    code = run_pilot(paths, [*settings["pilot_options"], "-g", base_url], settings["timeout_s"])
+    code = run_pilot(paths, settings, [*settings["pilot_options"], "-g", base_url])
     server.shutdown()
     return code
 

@@ -1,7 +1,8 @@
 """The pilot's verdict on one job, gathered from the files it leaves for Harvester.
 
 With `-z` in Harvester PUSH mode the pilot writes what it would send to the PanDA server into
-`worker_attributes.json` (job state, pilot error, transExitCode, exeErrorCode/Diag, metaData); the
+`worker_attributes.json` (job state, pilot error, transExitCode, exeErrorCode/Diag, metaData) and
+the outputs it declares for stage-out, with their GUIDs, into `event_status.dump.json`; the
 `mv` copytool moves staged-out files from the job directory into the pilot home; the job directory
 keeps the trf's own reports.
 """
@@ -11,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from pilot_harness import jobdef, layout
+from pilot_harness import jobdef, layout, pilots
 
 # worker_attributes.json fields that make the verdict, and their names in the summary.
 FIELDS = {
@@ -29,14 +30,21 @@ def read_json(path: Path) -> Optional[dict]:
         return None
 
 
-def pilot_error_name(code: Optional[int]) -> Optional[str]:
-    """The pilot's name for its error code (1305 -> PAYLOADEXECUTIONFAILURE), from the library."""
+def pilot_error_name(code: Optional[int], pilot: pilots.Pilot) -> Optional[str]:
+    """The pilot's name for its error code (1305 -> PAYLOADEXECUTIONFAILURE), from its own code."""
     if not code:
         return None
-    from pilot.common.errorcodes import ErrorCodes
-
-    names = [name for name, value in vars(ErrorCodes).items() if name.isupper() and value == code]
+    codes = pilots.error_codes(pilot)
+    names = [name for name, value in vars(codes).items() if name.isupper() and value == code]
     return names[0] if names else None
+
+
+def declared_outputs(paths: layout.RunPaths, panda_id: str) -> dict:
+    """{LFN: {guid, fsize, chksum, type}} the pilot declared to Harvester for stage-out
+    (event_status.dump.json): the GUIDs PanDA registers the files under."""
+    declared = (read_json(paths.event_status) or {}).get(panda_id, [])
+    return {Path(item["path"]).name: {k: item.get(k) for k in ("guid", "fsize", "chksum", "type")}
+            for item in declared if item.get("path")}
 
 
 def staged_out(paths: layout.RunPaths, job: dict, panda_id: str) -> dict:
@@ -50,7 +58,8 @@ def staged_out(paths: layout.RunPaths, job: dict, panda_id: str) -> dict:
     return found
 
 
-def collect(paths: layout.RunPaths, panda_id: str, *, pilot_exit_code: int) -> dict:
+def collect(paths: layout.RunPaths, panda_id: str, *, pilot_exit_code: int,
+            pilot: pilots.Pilot) -> dict:
     """One summary of the run; docs/pilot.md describes its fields."""
     job = json.loads(paths.job_template.read_text())
     attributes = read_json(paths.worker_attributes) or {}
@@ -58,8 +67,10 @@ def collect(paths: layout.RunPaths, panda_id: str, *, pilot_exit_code: int) -> d
     summary = {name: attributes.get(key) for key, name in FIELDS.items()}
     summary.update(
         panda_id=panda_id,
+        pilot_version=pilot.version,
         pilot_exit_code=pilot_exit_code,
-        pilot_error_name=pilot_error_name(attributes.get("pilotErrorCode")),
+        pilot_error_name=pilot_error_name(attributes.get("pilotErrorCode"), pilot),
+        declared_outputs=declared_outputs(paths, panda_id),
         metadata=_parse(attributes.get("metaData")),
         staged_out=staged_out(paths, job, panda_id),
         expected_outputs=jobdef.output_lfns(job),

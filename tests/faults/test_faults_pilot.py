@@ -1,4 +1,5 @@
-"""Fault scenarios through the real PanDA pilot (the harness of tests/pilot, inside unshare, PILOT_NOKILL=1).
+"""Fault scenarios through the real PanDA pilots (the harness of tests/pilot, inside unshare,
+PILOT_NOKILL=1), each on pilot3 3.11.5.1 and on PyPI's panda-pilot 3.7.0.36.
 
 The pilot runs the single-file trf as `./dune-payload.pyz <jobPars>` through /bin/bash -c, with the
 suite's credentials in its environment. Each scenario reads the pilot's verdict (what it would send
@@ -17,10 +18,12 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import TrfRun, scan_pilot_run
-from tests.pilot.conftest import job_definition  # also puts scripts/ on sys.path
+from tests.pilot.conftest import VERSIONS, job_definition, session_pilot  # puts scripts/ on sys.path
 
 import build_pyz  # noqa: E402 - scripts/ is not a package
 from pilot_harness.run import PilotJob, run_job  # noqa: E402
+
+ON_EACH_PILOT = pytest.mark.parametrize("pilot_version", VERSIONS, ids=[f"pilot-{v}" for v in VERSIONS])
 
 STAGED = "--inputEventsFile=a.h5 --modelFile=model.keras --modelConfig=tiny"
 METACHARACTERS = "pred.h5;touch PWNED1 && $(touch PWNED2) | `touch PWNED3` > x <y &"
@@ -55,12 +58,15 @@ def pilot_env(secrets):
 
 
 @pytest.fixture(scope="module")
-def pilot_jobs(tmp_path_factory, data, pilot_env):
-    """{scenario: (Future of its verdict, {LFN: replica})}, every job started now."""
+def pilot_jobs(request, tmp_path_factory, data, pilot_env):
+    """{(scenario, pilot version): (Future of its verdict, {LFN: replica})}, every job the selected
+    tests read started now."""
+    versions = sorted({item.callspec.params["pilot_version"] for item in request.session.items
+                       if item.module is request.module and hasattr(item, "callspec")})
     pyz = build_pyz.build(tmp_path_factory.mktemp("faults-pyz") / "dune-payload.pyz")
     base = tmp_path_factory.mktemp("faults-pilot")
     jobs = _jobs(data)
-    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="faults-pilot") as pool:
+    with ThreadPoolExecutor(max_workers=len(jobs) * len(versions), thread_name_prefix="faults-pilot") as pool:
         started = {}
         for name, (job, replicas) in jobs.items():
             folder = base / f"{name}-replicas"
@@ -69,13 +75,15 @@ def pilot_jobs(tmp_path_factory, data, pilot_env):
                 whole = data.events.read_bytes() if source == "truncated" else Path(source).read_bytes()
                 (folder / lfn).write_bytes(whole[:70_000] if source == "truncated" else whole)
             inputs = tuple(folder / lfn for lfn in replicas)
-            started[name] = (pool.submit(run_job, PilotJob(job, inputs, pyz), base / name), inputs)
+            for version in versions:
+                job_request = PilotJob(job, inputs, pyz, pilot=session_pilot(version))
+                started[name, version] = (pool.submit(run_job, job_request, base / f"{name}-{version}"), inputs)
         yield started
 
 
-def _verdict(pilot_jobs, scenario, name: str) -> tuple:
+def _verdict(pilot_jobs, scenario, name: str, version: str) -> tuple:
     """The pilot's verdict on job `name`, recorded with the scenario's checks; (verdict, run)."""
-    future, replicas = pilot_jobs[name]
+    future, replicas = pilot_jobs[name, version]
     scenario.via_pilot = True
     scenario.input(*replicas)
     verdict = future.result()
@@ -105,6 +113,10 @@ def _failed_job(verdict, run, code: int) -> dict:
     assert (verdict["trans_exit_code"], verdict["pilot_error_code"]) == (code, 1305)
     assert verdict["pilot_error_name"] == "PAYLOADEXECUTIONFAILURE"
     assert verdict["payload_error_report"] == {"error_code": code, "error_diag": run.report["exitMsg"]}
+    if verdict["pilot_version"] == VERSIONS[0]:   # pilot3 reads payload_error_report.json
+        assert (verdict["exe_error_code"], verdict["exe_error_diag"]) == (code, run.report["exitMsg"])
+    else:
+        assert (verdict["exe_error_code"], verdict["exe_error_diag"]) == (0, "")
     assert verdict["metadata"] == verdict["job_report"] and verdict["metadata"]["exitCode"] == code
     assert verdict["metadata"]["files"]["output"] == []
     outputs = set(verdict["expected_outputs"])
@@ -113,8 +125,9 @@ def _failed_job(verdict, run, code: int) -> dict:
     return verdict["job_report"]
 
 
-def test_pilot_jobpars_with_shell_metacharacters_reach_the_trf_as_data(pilot_jobs, scenario):
-    verdict, run = _verdict(pilot_jobs, scenario, "metacharacters")
+@ON_EACH_PILOT
+def test_pilot_jobpars_with_shell_metacharacters_reach_the_trf_as_data(pilot_jobs, scenario, pilot_version):
+    verdict, run = _verdict(pilot_jobs, scenario, "metacharacters", pilot_version)
 
     report = _failed_job(verdict, run, 7)
     assert report["exitAcronym"] == "TRF_ARG_ERROR"
@@ -124,8 +137,9 @@ def test_pilot_jobpars_with_shell_metacharacters_reach_the_trf_as_data(pilot_job
     assert report["executor"] == []
 
 
-def test_pilot_stages_a_truncated_input_and_the_trf_names_it(pilot_jobs, scenario):
-    verdict, run = _verdict(pilot_jobs, scenario, "corrupt_input")
+@ON_EACH_PILOT
+def test_pilot_stages_a_truncated_input_and_the_trf_names_it(pilot_jobs, scenario, pilot_version):
+    verdict, run = _verdict(pilot_jobs, scenario, "corrupt_input", pilot_version)
 
     report = _failed_job(verdict, run, 9)
     assert report["errorCause"] == "corrupt" and report["exitAcronym"] == "TRF_INPUT_FILE_ERROR"
@@ -133,8 +147,9 @@ def test_pilot_stages_a_truncated_input_and_the_trf_names_it(pilot_jobs, scenari
     assert "70000" in verdict["payload_error_report"]["error_diag"]
 
 
-def test_pilot_runs_a_training_whose_loss_turns_nan(pilot_jobs, scenario):
-    verdict, run = _verdict(pilot_jobs, scenario, "nan_loss")
+@ON_EACH_PILOT
+def test_pilot_runs_a_training_whose_loss_turns_nan(pilot_jobs, scenario, pilot_version):
+    verdict, run = _verdict(pilot_jobs, scenario, "nan_loss", pilot_version)
 
     report = _failed_job(verdict, run, 65)
     assert report["exitAcronym"] == "TRF_EXEC_FAIL" and "nan" in report["exitMsg"]

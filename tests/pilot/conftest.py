@@ -1,15 +1,25 @@
 """Fixtures for the pilot tests: real event and model files, the trf built from the tree, and the
-real PanDA pilot (PyPI panda-pilot) running each selected job in its own namespace.
+real PanDA pilots running each selected job in its own namespace.
+
+Every pilot test runs on each supported pilot (test ids `pilot-3.11.5.1`, `pilot-3.7.0.36`):
+pilot3 3.11.5.1, what sites run, from its source tarball (unpacked once per session), and PyPI's
+panda-pilot 3.7.0.36, the oldest still supported.
 
 A pilot job takes about a minute when it succeeds and about three when it fails (the pilot waits
-before its final update), mostly asleep: every job the selected tests need starts at once, each in
-its own PID/network namespace and run directory, and each test waits only for its own verdict.
+before its final update), mostly asleep: every job the selected tests need starts in the background
+as soon as collection ends, each in its own PID/network namespace and run directory, so the jobs
+overlap with the other test areas; each test waits only for its own verdict.
 Tests say which jobs they read with `@pytest.mark.pilot_job("name", ...)`.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
+import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,11 +30,15 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import build_pyz  # noqa: E402 - scripts/ is not a package
+from pilot_harness import pilots  # noqa: E402
 from pilot_harness.run import PilotJob, run_job  # noqa: E402
 
 PANDA_ID = "4242"
 INFER = ("--mode=infer --inputEventsFile=a.h5,b.h5 --modelFile=model.keras --modelConfig=tiny "
          "--outputPredFile=pred.h5")
+VERSIONS = (pilots.PILOT3_VERSION, pilots.PYPI_VERSION)
+# Pilot jobs at once: each is mostly asleep, but a trf that loads the framework holds ~1 GiB.
+PARALLEL = int(os.environ.get("DUNE_PILOT_JOBS", "16"))
 
 
 def job_definition(job_pars: str, *, in_files=("a.h5", "b.h5", "model.keras"),
@@ -81,7 +95,89 @@ JOBS: dict[str, Callable[[Material], PilotJob]] = {
                        "--validationSplit=0 --outputModelFile=trained.keras",
                        in_files=("a.h5", "b.h5"), out_files=("trained.keras",)),
         m.inputs("a.h5", "b.h5"), m.pyz, sigterm_after="train epoch 2/"),
+    # the trf in $HARVESTER_WORKDIR, as Harvester may place it: the pilot copies it, nothing is served
+    "trf_in_harvester_workdir": lambda m: PilotJob(
+        job_definition(INFER), m.inputs("a.h5", "b.h5", "model.keras"), m.pyz,
+        trf_from="harvester-workdir"),
+    # the trf URL answers 404
+    "trf_not_found": lambda m: PilotJob(job_definition(INFER), m.inputs("a.h5", "b.h5", "model.keras"),
+                                        m.pyz, trf_from="nowhere"),
 }
+
+_PILOTS: dict = {}
+_PILOTS_LOCK = threading.Lock()
+
+
+def session_pilot(version: str) -> pilots.Pilot:
+    """The pilot of this version for this session; pilot3 is unpacked on first use, once."""
+    with _PILOTS_LOCK:
+        if version not in _PILOTS:
+            if version == pilots.PYPI_VERSION:
+                _PILOTS[version] = pilots.pypi()
+            else:
+                top = pilots.unpack(Path(tempfile.mkdtemp(prefix="dune-pilot3-")) / "src")
+                _PILOTS[version] = pilots.pilot3(top)
+        return _PILOTS[version]
+
+
+def make_material(base: Path) -> Material:
+    """Two small event files and a model of config `tiny` trained on them (real HDF5, real Keras,
+    made in a child process so the framework never loads in the test process's background), the
+    trf built from this tree, and a one-line trf that runs the installed `dune-payload`."""
+    data = base / "data"
+    data.mkdir(parents=True)
+    script = ("import sys; from pathlib import Path; from payload import api; "
+              "from payload.simulate import simulate_events; d = Path(sys.argv[1]); "
+              "simulate_events(2, 101, path=d / 'a.h5'); simulate_events(2, 102, path=d / 'b.h5'); "
+              "api.train([d / 'a.h5'], d / 'model.keras', api.TrainConfig(model_config='tiny', "
+              "epochs=1, batch_size=2, validation_split=0.0))")
+    made = subprocess.run([sys.executable, "-c", script, str(data)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    if made.returncode != 0:
+        raise RuntimeError(f"making the pilot tests' data failed: {made.stderr[-2000:]}")
+    (base / "pyz").mkdir()
+    pyz = build_pyz.build(base / "pyz" / "dune-payload.pyz")
+    installed = base / "dune-payload-installed"
+    installed.write_text('#!/bin/sh\nexec dune-payload "$@"\n')
+    installed.chmod(0o755)
+    return Material(data, pyz, installed)
+
+
+class _Runs:
+    """The session's pilot jobs: {(job name, pilot version): Future of the verdict}."""
+
+    def __init__(self):
+        self.futures: dict = {}
+        self.pools: list = []
+
+    def start(self, wanted, base: Path) -> None:
+        """Make the material, then run each (job name, version) in `wanted`, under `base`."""
+        pool = ThreadPoolExecutor(max_workers=max(1, min(PARALLEL, len(wanted))),
+                                  thread_name_prefix="pilot")
+        maker = ThreadPoolExecutor(1, "pilot-material")
+        self.pools += [pool, maker]
+        material: Future = maker.submit(make_material, base)
+        for name, version in wanted:
+            self.futures[name, version] = pool.submit(self._run, name, version, material, base)
+
+    @staticmethod
+    def _run(name: str, version: str, material: Future, base: Path) -> dict:
+        job = JOBS[name](material.result())
+        job = dataclasses.replace(job, pilot=session_pilot(version))
+        return run_job(job, base / f"{name}-{version}")
+
+
+RUNS = _Runs()
+
+
+def wanted_jobs(items) -> list:
+    """(job name, pilot version) for every pilot_job marker of these (parametrized) tests."""
+    wanted = set()
+    for item in items:
+        version = getattr(item, "callspec", None) and item.callspec.params.get("pilot_version")
+        for marker in item.iter_markers("pilot_job"):
+            wanted.update((name, version) for name in marker.args if version)
+    return sorted(wanted)
 
 
 def pytest_configure(config):
@@ -89,18 +185,11 @@ def pytest_configure(config):
                                        "pilot jobs (tests/pilot/conftest.py JOBS)")
 
 
-@pytest.fixture(scope="session")
-def pilot_data(tmp_path_factory) -> Path:
-    """Two small event files and a model of config `tiny` trained on them (real HDF5, real Keras)."""
-    from payload import api
-    from payload.simulate import simulate_events
-
-    data = tmp_path_factory.mktemp("pilot-data")
-    simulate_events(2, 101, path=data / "a.h5")
-    simulate_events(2, 102, path=data / "b.h5")
-    api.train([data / "a.h5"], data / "model.keras",
-              api.TrainConfig(model_config="tiny", epochs=1, batch_size=2, validation_split=0.0))
-    return data
+def pytest_collection_finish(session):
+    """Start every pilot job the selected tests read, now, in the background."""
+    wanted = wanted_jobs(session.items)
+    if wanted and not RUNS.futures and not session.config.option.collectonly:
+        RUNS.start(wanted, session.config._tmp_path_factory.mktemp("pilot-runs"))
 
 
 @pytest.fixture(scope="session")
@@ -109,28 +198,20 @@ def pyz(tmp_path_factory) -> Path:
     return build_pyz.build(tmp_path_factory.mktemp("pyz") / "dune-payload.pyz")
 
 
-@pytest.fixture(scope="session")
-def installed_trf(tmp_path_factory) -> Path:
-    """A one-line trf that runs the installed `dune-payload` console script (found on PATH)."""
-    path = tmp_path_factory.mktemp("installed") / "dune-payload-installed"
-    path.write_text('#!/bin/sh\nexec dune-payload "$@"\n')
-    return path
-
-
-@pytest.fixture(scope="session")
-def pilot_runs(request, tmp_path_factory, pilot_data, pyz, installed_trf):
-    """{job name: Future of its verdict} for every job a selected test reads, all started now."""
-    names = sorted({name for item in request.session.items
-                    for marker in item.iter_markers("pilot_job") for name in marker.args})
-    material = Material(pilot_data, pyz, installed_trf)
-    base = tmp_path_factory.mktemp("pilot-runs")
-    with ThreadPoolExecutor(max_workers=max(len(names), 1), thread_name_prefix="pilot") as pool:
-        yield {name: pool.submit(run_job, JOBS[name](material), base / name) for name in names}
+@pytest.fixture(params=VERSIONS, ids=[f"pilot-{v}" for v in VERSIONS])
+def pilot_version(request) -> str:
+    """Each pilot test runs on each supported pilot version."""
+    return request.param
 
 
 @pytest.fixture
-def verdicts(request, pilot_runs) -> dict:
+def pilot(pilot_version) -> pilots.Pilot:
+    """The session's pilot of this test's version."""
+    return session_pilot(pilot_version)
+
+
+@pytest.fixture
+def verdicts(request, pilot_version) -> dict:
     """{job name: the pilot's verdict} for the jobs named in this test's pilot_job marker."""
     marker = request.node.get_closest_marker("pilot_job")
-    return {name: pilot_runs[name].result() for name in marker.args}
-
+    return {name: RUNS.futures[name, pilot_version].result() for name in marker.args}

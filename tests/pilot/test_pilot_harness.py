@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pilot_harness import jobdef, launcher, layout, run, site
+from pilot_harness import jobdef, launcher, layout, pilots, run, site
 
 SCRIPTS = Path(run.__file__).resolve().parents[1]
 
@@ -110,3 +110,56 @@ def test_harness_names_the_package_of_each_missing_tool(monkeypatch, tmp_path):
         run.check_tools()
     for tool, package in (("unshare", "util-linux"), ("ip", "iproute2"), ("curl", "curl"), ("ps", "procps")):
         assert f"{tool} (apt-get install {package})" in str(err.value)
+
+
+def test_missing_pilot3_tarball_names_the_path_and_the_override(monkeypatch, tmp_path):
+    monkeypatch.setenv(pilots.TARBALL_ENV, str(tmp_path / "absent.tar.gz"))
+    with pytest.raises(run.HarnessError) as err:
+        pilots.tarball()
+    assert str(tmp_path / "absent.tar.gz") in str(err.value) and "DUNE_PILOT3_TARBALL" in str(err.value)
+    monkeypatch.delenv(pilots.TARBALL_ENV)
+    assert pilots.tarball() == pilots.ROOT.parent / "shared" / "pilot3" / "pilot3-3.11.5.1.tar.gz"
+
+
+def test_unpacked_pilot3_runs_its_own_pilot_py_with_a_copied_user_plugin(tmp_path):
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "__init__.py").write_text("")
+    (plugin / "common.py").write_text("MARK = 'copied'\n")
+    top = pilots.unpack(tmp_path / "src", plugins={"dunetest": plugin})
+    assert (top / "PILOTVERSION").read_text().strip() == "3.11.5.1"
+    assert (top / "pilot" / "user" / "dunetest" / "common.py").read_text() == "MARK = 'copied'\n"
+    pilot = pilots.pilot3(top, pilot_user="dunetest")
+    assert pilot.command == (sys.executable, str(top / "pilot.py")) and pilot.test_id == "pilot-3.11.5.1"
+    options = run.pilot_options(layout.RunPaths(tmp_path / "run"), 900, pilot)
+    assert options[options.index("--pilot-user") + 1] == "dunetest"
+    assert {"-b", "-y", "-k"} <= set(options)
+    assert not {"-b", "-y", "-k"} & set(run.pilot_options(layout.RunPaths(tmp_path), 900, pilots.pypi()))
+    with pytest.raises(run.HarnessError, match="pilot user plugin 'nosuch' is not in"):
+        pilots.pilot3(top, pilot_user="nosuch")
+
+
+def test_pilot3_configuration_names_no_host_but_loopback(tmp_path):
+    pilot = pilots.pilot3(pilots.unpack(tmp_path / "src"))
+    text = site.loopback_config(pilot.default_config, run.PILOT_SETTINGS)
+    assert "pandaserver.cern.ch" in pilot.default_config.read_text()
+    assert set(re.findall(r"://([^/:;\s]+)", text)) == {"127.0.0.1"}
+
+
+def test_each_pilot_reads_a_payloads_stderr_with_its_own_codes(tmp_path):
+    """3.11 fails a payload that exited 0 on a container-runtime message; 3.7.0.36 only one that
+    exited non-zero (bar "Singularity/Apptainer is not installed")."""
+    pilot3 = pilots.error_codes(pilots.pilot3(pilots.unpack(tmp_path / "src")))
+    pypi = pilots.error_codes(pilots.pypi())
+    assert pilot3.TRFDOWNLOADFAILURE == pypi.TRFDOWNLOADFAILURE == 1149
+    stderr = "FATAL: Failed to create user namespace: operation not allowed\n"
+    assert pilot3().resolve_transform_error(0, stderr)[0] == pilot3.SINGULARITYFAILEDUSERNAMESPACE
+    assert pypi().resolve_transform_error(0, stderr) == 0
+    assert pypi().resolve_transform_error(1, stderr) == pypi.SINGULARITYFAILEDUSERNAMESPACE
+
+
+def test_run_pilot_local_runs_pilot3_unless_told_otherwise():
+    done = subprocess.run([sys.executable, str(SCRIPTS / "run_pilot_local.py"), "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert "--pilot-version {3.11.5.1,3.7.0.36}" in done.stdout and "(default: 3.11.5.1)" in done.stdout
