@@ -92,6 +92,8 @@ def _execute(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop) -> Non
     from wrapper import flow
 
     report.section("spec", abridged(spec.explicit()))
+    if spec.container_image:
+        log(f"--containerImage {spec.container_image} ignored: the pilot, not the trf, runs the container")
     if spec.show_platform:
         flow.show_platform(spec, report)
         return
