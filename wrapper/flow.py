@@ -123,7 +123,11 @@ def _prepare(spec: JobSpec, report: JobReport, options, staged, stop, printer, d
     from wrapper import cluster as clusters
     from wrapper.staging import resolve_one
 
+    from wrapper.cpu_share import cpu_share
+
     step = report.step("platform")
+    share = cpu_share(spec.n_threads)
+    report.section("cpu", share.to_report())
     platform, selection = choose_build(spec, report.workdir)
     report.section("platform", platform.to_report())
     report.section("build", selection.to_report())
@@ -152,7 +156,8 @@ def _prepare(spec: JobSpec, report: JobReport, options, staged, stop, printer, d
         precision=precision, batch_size=batch_size,
         checkpoint_dir=checkpoints.local_dir(report.workdir), progress=printer,
         should_stop=lambda: stop.requested() or (deadline is not None and time.monotonic() >= deadline),
-        on_checkpoint=sync, distribution=clusters.payload_distribution(spec, job_cluster, gpus))
+        on_checkpoint=sync, distribution=clusters.payload_distribution(spec, job_cluster, gpus),
+        threads=share.threads)
 
 
 def _run(spec: JobSpec, report: JobReport, outputs: OutputPlan, ctx: RunContext, stop, deadline):

@@ -35,6 +35,7 @@ class RunContext:
     should_stop: Callable[[], bool]
     on_checkpoint: Optional[Callable[[Path], None]] = None
     distribution: Mapping = field(default_factory=dict)   # RunConfig gpus / cluster / timeout
+    threads: Optional[int] = None       # the job's CPU share (wrapper.cpu_share)
 
 
 def _common(spec: JobSpec, ctx: RunContext) -> dict:
@@ -110,6 +111,11 @@ def run_payload(spec: JobSpec, ctx: RunContext, outputs: OutputPlan,
     """Run the job's mode; outputs are written under the plan's temporary names."""
     from payload import api
 
+    if ctx.threads:
+        from wrapper.framework_threads import set_framework_threads
+        from wrapper.progress import log
+
+        log(f"framework threads: {set_framework_threads(ctx.threads)}")
     config = payload_configs(spec, ctx)
     provenance = Provenance(build=ctx.build_name, code_version=payload.__version__,
                             model_version=ctx.model.name if ctx.model else "")
