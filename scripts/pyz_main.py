@@ -40,12 +40,15 @@ def _write_json(path, content):
     os.rename(tmp, path)
 
 
-def refuse(version, workdir, argv, executable):
-    """Write both reports into `workdir`, say why on stderr; returns the exit code (69)."""
+def refuse(version, workdir, executable):
+    """Write both reports into `workdir`, say why on stderr; returns the exit code (69).
+
+    The command line stays out of the report: its values may hold credentials (a presigned URL)
+    and the trf's redaction cannot be imported on this interpreter."""
     message = refusal(version, executable)
     now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     job_report = {
-        "reportVersion": "1.0.0", "cmdLine": " ".join(argv), "created": now,
+        "reportVersion": "1.0.0", "created": now,
         "exitCode": EXIT_SETUP_FAIL, "exitAcronym": ACRONYM, "exitMsg": message, "exitMsgExtra": "",
         "files": {"input": [], "output": []}, "executor": [],
         "resource": {"machine": {"node": platform.node(), "platform": platform.platform(),
@@ -65,7 +68,7 @@ def refuse(version, workdir, argv, executable):
 
 def main():
     if too_old(sys.version_info):
-        sys.exit(refuse(sys.version_info, os.getcwd(), sys.argv[1:], sys.executable))
+        sys.exit(refuse(sys.version_info, os.getcwd(), sys.executable))
     from wrapper.main import cli
     cli()
 

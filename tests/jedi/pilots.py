@@ -66,5 +66,5 @@ def unpack_pilot3(target: Path) -> Path:
                                 "../shared/pilot3/ (or set PILOT3_TARBALL)")
     with tarfile.open(PILOT3_TARBALL) as archive:
         archive.extractall(target, filter="data")
-    (source,) = [p.parent for p in target.glob("*/pilot/__init__.py")]
+    (source,) = [p.parent.parent for p in target.glob("*/pilot/__init__.py")]
     return source

@@ -67,8 +67,7 @@ def test_too_old(entry, version, old):
 
 
 def test_an_old_interpreter_gets_both_reports_and_exit_69(entry, tmp_path, capsys):
-    code = entry.refuse((3, 6, 15, "final", 0), str(tmp_path), ["--mode=infer", "--inputEventsFile=a.h5"],
-                        "/usr/bin/python3.6")
+    code = entry.refuse((3, 6, 15, "final", 0), str(tmp_path), "/usr/bin/python3.6")
     assert code == 69
     error = json.loads((tmp_path / "payload_error_report.json").read_text())
     report = json.loads((tmp_path / "jobReport.json").read_text())
@@ -87,7 +86,7 @@ def test_the_guard_reports_have_the_trf_report_shape(entry, pyz, tmp_path):
     done = subprocess.run([sys.executable, str(pyz), "--mode=infer", "--bogus=1"], cwd=real,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 7, done.stderr
-    entry.refuse((3, 6, 15), str(old), ["--mode=infer"], "python3")
+    entry.refuse((3, 6, 15), str(old), "python3")
     for name in ("jobReport.json", "payload_error_report.json"):
         written = json.loads((old / name).read_text())
         trf = json.loads((real / name).read_text())
