@@ -12,7 +12,8 @@ The task parameters follow JEDI's taskParamMap (panda-client's `Client.insertTas
 dataset: the input's value holds `${IN/L}` (JEDI puts the job's files there as a comma list), an
 output's value ends in its LFN template (`…$JEDITASKID._${SN/P}.pred.h5`), which JEDI turns into the
 `${OUTPUT<n>}` placeholder and fills per job. `architecture` carries the hardware request
-(`@base_platform#cpu&gpu`, e.g. `#x86_64&nvidia`, optionally `:vram>=N`), `container_name` and a
+(`@base_platform#cpu&gpu[:vram>=N][:uarch=NAME]`, e.g. `#x86_64&nvidia`, or its JSON form: the GPUs
+the task's builds can use, see jedi_brokerage.py), `container_name` and a
 `--containerImage` word (never first: the pilot strips it only after a space; the trf ignores it if
 it arrives) the image, `transPath` the trf URL.
 
@@ -246,13 +247,14 @@ def _stream_value(decorators: str, lfns: Sequence[str]) -> str:
 
 def expand_job(params: dict, files: Sequence[str], serial: int, task_id: int = SAMPLE_TASK_ID) -> str:
     """The jobPars of job `serial` reading `files`, as JEDI generates them."""
-    text = job_template(params)
+    template = job_template(params)
+    text = template
     outputs = [i for i in params["jobParameters"]
                if i.get("type") == "template" and i.get("param_type") == "output"]
     streams = {"IN": sorted(files)}
     for index, item in enumerate(outputs):
         streams[f"OUTPUT{index}"] = [output_lfn(item["value"].split("=")[-1], serial, task_id)]
-    for match in re.finditer(r"\$\{([^}]+)\}", job_template(params)):
+    for match in re.finditer(r"\$\{([^}]+)\}", template):
         placeholder = match.group(1)
         name = placeholder.split("/")[0]
         if name in streams:
