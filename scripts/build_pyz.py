@@ -3,7 +3,9 @@
 (see docs/design.md, 'The pilot contract').
 
 A zipapp with `#!/usr/bin/env python3` holding the `wrapper` and `payload` packages; running it is
-running `wrapper.main:cli`, the installed `dune-payload` console script. Third-party packages
+running `wrapper.main:cli`, the installed `dune-payload` console script. Its `__main__.py` is
+scripts/pyz_main.py: written for any Python 3 grammar, it checks the interpreter first, so a Python
+too old for the trf still gets both reports and exit 69 naming the version needed. Third-party packages
 (numpy, h5py, keras, the framework, boto3, …) come from the node's environment or container: the
 trf checks them before any work (wrapper.requirements_check) and exits 69 naming what is missing.
 
@@ -12,13 +14,15 @@ trf checks them before any work (wrapper.requirements_check) and exits 69 naming
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 import zipapp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("wrapper", "payload")
-ENTRY_POINT = "wrapper.main:cli"
+ENTRY_MODULE = ROOT / "scripts" / "pyz_main.py"
 INTERPRETER = "/usr/bin/env python3"
 
 
@@ -37,8 +41,16 @@ def build(target: Path, root: Path = ROOT) -> Path:
             raise FileNotFoundError(f"{root / package} is not a package")
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    zipapp.create_archive(root, target, interpreter=INTERPRETER, main=ENTRY_POINT,
-                          filter=_wanted, compressed=True)
+    # zipapp's generated __main__ would import the trf before any version check: stage our own.
+    with tempfile.TemporaryDirectory(prefix="pyz-") as staging:
+        tree = Path(staging)
+        for path in sorted(p for package in PACKAGES for p in (root / package).rglob("*")):
+            relative = path.relative_to(root)
+            if path.is_file() and _wanted(relative):
+                (tree / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, tree / relative)
+        shutil.copyfile(ENTRY_MODULE, tree / "__main__.py")
+        zipapp.create_archive(tree, target, interpreter=INTERPRETER, compressed=True)
     return target
 
 

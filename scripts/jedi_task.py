@@ -12,8 +12,10 @@ The task parameters follow JEDI's taskParamMap (panda-client's `Client.insertTas
 dataset: the input's value holds `${IN/L}` (JEDI puts the job's files there as a comma list), an
 output's value ends in its LFN template (`…$JEDITASKID._${SN/P}.pred.h5`), which JEDI turns into the
 `${OUTPUT<n>}` placeholder and fills per job. `architecture` carries the hardware request
-(`@base_platform#cpu&gpu`, e.g. `#x86_64&nvidia`, optionally `:vram>=N`), `container_name` and a
-`--containerImage` word (stripped by the pilot) the image, `transPath` the trf URL.
+(`@base_platform#cpu&gpu[:vram>=N][:uarch=NAME]`, e.g. `#x86_64&nvidia`, or its JSON form: the GPUs
+the task's builds can use, see jedi_brokerage.py), `container_name` and a
+`--containerImage` word (never first: the pilot strips it only after a space; the trf ignores it if
+it arrives) the image, `transPath` the trf URL.
 
 Every task is checked before it is printed or sent: required fields, names, the hardware request,
 and the template expanded for sample files the way JEDI and the pilot will do it, then parsed by the
@@ -33,9 +35,12 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "scripts"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
+import jedi_brokerage  # noqa: E402 - scripts/ is on sys.path when run as a script or by the tests
+from wrapper import builds as model_builds  # noqa: E402
 from wrapper.errors import TrfError  # noqa: E402
 from wrapper.spec import LFN_RULE, parse_job_args  # noqa: E402
 
@@ -76,7 +81,7 @@ class TaskRequest:
     prod_source_label: str = "user"
     working_group: Optional[str] = None
     site: Optional[str] = None
-    cores: int = 1
+    cores: Optional[int] = None            # cores per job: coreCount and the trf's --nThreads
     ram_mb: Optional[int] = None
     max_attempt: int = 5
     priority: int = 1000
@@ -85,6 +90,8 @@ class TaskRequest:
     epochs: int = 10
     batch_size: Optional[int] = None
     checkpoint_prefix: Optional[str] = None
+    build_manifest: Optional[str] = None   # the manifest's URI, passed on to every job
+    builds: tuple = ()                     # its builds (default: the standard builds), for brokerage
     extra_args: tuple = field(default_factory=tuple)
 
 
@@ -98,14 +105,16 @@ def _stem(dataset: str) -> str:
 
 
 def architecture(request: TaskRequest) -> str:
-    """JEDI's hardware request: `@base#cpu&gpu[:vram>=MB]` (parts left out when not asked for)."""
-    text = f"@{request.base_platform}" if request.base_platform else ""
-    text += f"#{request.cpu_arch}"
+    """JEDI's hardware request: base platform, CPU and, for GPU tasks, the GPUs one of the task's
+    builds can use (jedi_brokerage), plus --gpu-memory-mb."""
+    gpu = None
     if request.gpu != "none":
-        text += f"&{request.gpu}"
-        if request.gpu_memory_mb:
-            text += f":vram>={request.gpu_memory_mb}"
-    return text
+        builds = request.builds or model_builds.standard_builds(request.model_file, request.model_config, 1)
+        try:
+            gpu = jedi_brokerage.gpu_requirement(builds, request.gpu_memory_mb)
+        except ValueError as err:
+            raise TaskError(str(err)) from None
+    return jedi_brokerage.architecture(request.cpu_arch, gpu, request.base_platform)
 
 
 def _output(lfn_template: str, argument: str, dataset: str) -> dict:
@@ -131,7 +140,7 @@ def build_task_params(request: TaskRequest) -> dict:
         "transHome": None,
         "transPath": request.trf_url,
         "container_name": request.image,
-        "coreCount": request.cores,
+        "coreCount": request.cores or 1,
         "maxAttempt": request.max_attempt,
         "nFilesPerJob": request.files_per_job,
         "nMaxFilesPerJob": max(request.files_per_job, 200),
@@ -149,14 +158,19 @@ def build_task_params(request: TaskRequest) -> dict:
     if request.site:
         params["site"] = request.site
 
-    items = [{"type": "constant", "value": f"--containerImage {request.image}"},
-             {"type": "constant", "value": f"--mode={request.mode}"},
+    # Never first: JEDI puts no space before the first item and the pilot strips `--containerImage`
+    # only after a space (pilot/info/jobdata.py, extract_container_image).
+    items = [{"type": "constant", "value": f"--mode={request.mode}"},
+             {"type": "constant", "value": f"--containerImage {request.image}"},
              {"type": "template", "param_type": "input", "value": "--inputEventsFile=${IN/L}",
               "dataset": request.dataset, "expand": True, "exclude": LOG_EXCLUDE},
              {"type": "constant", "value": f"--modelConfig={request.model_config}"}]
+    if request.build_manifest:
+        items.append({"type": "constant", "value": f"--buildManifest={request.build_manifest}"})
     if request.mode == "infer":
-        items += [{"type": "constant", "value": f"--modelFile={request.model_file}"},
-                  {"type": "constant", "value": f"--predictionFormat={request.prediction_format}"},
+        if request.model_file:
+            items.append({"type": "constant", "value": f"--modelFile={request.model_file}"})
+        items += [{"type": "constant", "value": f"--predictionFormat={request.prediction_format}"},
                   _output(f"{stem}.$JEDITASKID._${{SN/P}}.pred.h5", "outputPredFile", f"{stem}_pred/")]
     else:
         items += [{"type": "constant", "value": f"--epochs={request.epochs}"},
@@ -169,6 +183,8 @@ def build_task_params(request: TaskRequest) -> dict:
             items.append({"type": "constant", "value": f"--modelFile={request.model_file}"})
     if request.batch_size:
         items.append({"type": "constant", "value": f"--batchSize={request.batch_size}"})
+    if request.cores:
+        items.append({"type": "constant", "value": f"--nThreads={request.cores}"})
     if request.gpu != "none":
         items.append({"type": "constant", "value": "--requireGPU"})
     items += [{"type": "constant", "value": shlex.quote(word)} for word in request.extra_args]
@@ -177,22 +193,27 @@ def build_task_params(request: TaskRequest) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# What JEDI and the pilot make of the template
+# What JEDI makes of the template. This follows panda-jedi's code (PanDAWMS/panda-jedi, now also in
+# panda-server's pandajedi/): TaskRefinerBase.doBasicRefine builds the template, RefinerUtils.
+# extractReplaceOutFileTemplate turns each output's LFN template into its ${OUTPUT<n>} stream, and
+# JobGenerator.makeJobParameters fills a job's streams and numbers.
 
 
 def job_template(params: dict) -> str:
-    """JEDI's job parameter template: non-hidden values joined by spaces, each output's LFN
-    template replaced by its `${OUTPUT<n>}` placeholder."""
-    words, outputs = [], 0
+    """JEDI's job parameter template: each non-hidden item's value followed by a space (none with
+    `padding: false`), the last character dropped; an output's LFN template (after its last '=')
+    replaced by its stream placeholder ${OUTPUT<n>}."""
+    text, outputs = "", 0
     for item in params["jobParameters"]:
-        if item.get("hidden") or "value" not in item:
+        if "value" not in item or item.get("hidden") is True:
             continue
         value = item["value"]
         if item.get("type") == "template" and item.get("param_type") == "output":
-            value = value.replace(value.split("=")[-1], f"${{OUTPUT{outputs}}}")
+            lfn_template = value.split("=")[-1].replace("'", "")
+            value = value.replace(lfn_template, f"${{OUTPUT{outputs}}}")
             outputs += 1
-        words.append(value + ("" if item.get("padding") is False else " "))
-    return "".join(words).rstrip(" ")
+        text += value + ("" if item.get("padding") is False else " ")
+    return text[:-1]
 
 
 def output_lfn(template: str, serial: int, task_id: int) -> str:
@@ -201,40 +222,49 @@ def output_lfn(template: str, serial: int, task_id: int) -> str:
             .replace("${SN}", str(serial)))
 
 
+def compact_lfns(lfns: Sequence[str]) -> str:
+    """Several LFNs in JEDI's compact form (`ev._[000001,000002].h5`), or the comma list when the
+    part that differs is not all digits."""
+    if len(lfns) == 1:
+        return lfns[0]
+    stripped = [re.sub(r"\.\d+$", "", lfn) for lfn in lfns]     # attempt numbers
+    first, second = stripped[0], stripped[1]
+    head = os.path.commonprefix([first, second])
+    tail = os.path.commonprefix([first[::-1], second[::-1]])[::-1]
+    head, tail = re.sub(r"\d*$", "", head), re.sub(r"^\d*", "", tail)
+    middles = [lfn[len(head):len(lfn) - len(tail)] for lfn in stripped]
+    if all(re.fullmatch(r"\d+", m) for m in middles):
+        return f"{head}[{','.join(middles)}]{tail}"
+    return ",".join(lfns)
+
+
+def _stream_value(decorators: str, lfns: Sequence[str]) -> str:
+    if "/L" in decorators:
+        quote = "'" if "/A" in decorators else ""
+        return (" " if "/S" in decorators else ",").join(f"{quote}{lfn}{quote}" for lfn in lfns)
+    return compact_lfns(lfns)
+
+
 def expand_job(params: dict, files: Sequence[str], serial: int, task_id: int = SAMPLE_TASK_ID) -> str:
-    """The jobPars of job `serial` reading `files`, as JEDI would generate them."""
-    text = job_template(params)
+    """The jobPars of job `serial` reading `files`, as JEDI generates them."""
+    template = job_template(params)
+    text = template
     outputs = [i for i in params["jobParameters"]
                if i.get("type") == "template" and i.get("param_type") == "output"]
+    streams = {"IN": sorted(files)}
     for index, item in enumerate(outputs):
-        text = text.replace(f"${{OUTPUT{index}}}", output_lfn(item["value"].split("=")[-1], serial, task_id))
-    text = text.replace("${IN/L}", ",".join(files))
-    for name, value in (("SN/P", f"{serial:06d}"), ("SN", str(serial)), ("MAXEVENTS", "-1"),
-                        ("SKIPEVENTS", "0"), ("FIRSTEVENT", "1"), ("RNDMSEED", str(serial))):
-        text = text.replace(f"${{{name}}}", value)
-    leftover = re.search(r"\$\{IN[^}]*\}", text)
-    if leftover:
-        raise TaskError(f"JEDI would leave {leftover.group(0)} unresolved: only ${{IN/L}} is filled "
-                        "for the input of this task")
+        streams[f"OUTPUT{index}"] = [output_lfn(item["value"].split("=")[-1], serial, task_id)]
+    for match in re.finditer(r"\$\{([^}]+)\}", template):
+        placeholder = match.group(1)
+        name = placeholder.split("/")[0]
+        if name in streams:
+            decorators = placeholder[len(name):]
+            text = text.replace(f"${{{placeholder}}}", _stream_value(decorators, streams[name]))
+    # FIRSTEVENT and RNDMSEED stay: JEDI fills them only for event-split tasks and tasks with a
+    # random-seed template, which these are not (the trf reports a placeholder left in its words).
+    for name, value in (("SN", serial), ("SN/P", f"{serial:06d}"), ("MAXEVENTS", 0), ("SKIPEVENTS", 0)):
+        text = text.replace(f"${{{name}}}", str(value))
     return text
-
-
-def pilot_words(jobpars: str) -> list[str]:
-    """The words the trf receives: the pilot strips `--containerImage X` and runs the rest through
-    the shell."""
-    words = shlex.split(jobpars)
-    kept, skip = [], False
-    for word in words:
-        if skip:
-            skip = False
-            continue
-        if word == "--containerImage":
-            skip = True
-            continue
-        if word.startswith("--containerImage="):
-            continue
-        kept.append(word)
-    return kept
 
 
 def sample_files(params: dict, count: int) -> list[str]:
@@ -252,7 +282,9 @@ def expand_sample(params: dict, files: Sequence[str]) -> list[dict]:
     for serial, start in enumerate(range(0, len(files), per_job), start=1):
         chunk = list(files[start:start + per_job])
         jobpars = expand_job(params, chunk, serial)
-        words = pilot_words(jobpars)
+        # The pilot strips a --containerImage word when a space precedes it and the trf ignores
+        # one that reaches it, so the trf gets the shell words of the jobPars either way.
+        words = shlex.split(jobpars)
         try:
             spec = parse_job_args(words)
         except TrfError as err:
@@ -273,6 +305,25 @@ REQUIRED = ("taskName", "vo", "prodSourceLabel", "taskType", "processingType", "
             "nFilesPerJob", "dsForIN")
 
 
+GPU_SPEC_KEYS = {"vendor", "model", "version", "vram", "microarchitecture", "driver_version"}
+
+
+def check_architecture(text: str) -> None:
+    """The task's `architecture` in either form panda-server reads (JediTaskSpec): the shorthand
+    `@base#cpu&gpu[:key=value]…` or the JSON object. Raises TaskError."""
+    if text.startswith("{"):
+        data = json.loads(text)
+        unknown = set(data) - {"sw_platform", "base_platform", "cpu_specs", "gpu_spec"}
+        cpus = [spec.get("arch") for spec in data.get("cpu_specs", [])]
+        if unknown or set(data.get("gpu_spec", {})) - GPU_SPEC_KEYS or not set(cpus) <= set(CPU_ARCHS):
+            raise TaskError(f"architecture {text!r} is not a hardware request panda-server reads")
+        return
+    if not re.fullmatch(r"(@[\w.\-]+)?#(" + "|".join(CPU_ARCHS) + r")(&nvidia(:vram>=\d+)?(:uarch=[\w ]+)?)?",
+                        text):
+        raise TaskError(f"architecture {text!r} is not @base#cpu[&gpu[:vram>=MB][:uarch=NAME]] with "
+                        f"cpu in {', '.join(CPU_ARCHS)}")
+
+
 def validate(params: dict) -> list[dict]:
     """Check the task parameters; returns the sample expansion (two jobs' worth). Raises TaskError."""
     missing = [key for key in REQUIRED if key not in params]
@@ -286,10 +337,7 @@ def validate(params: dict) -> list[dict]:
                         "'.', '_', '-' and end with '/'")
     if not DATASET_RULE.match(params["dsForIN"]):
         raise TaskError(f"input dataset {params['dsForIN']!r} is not a dataset name")
-    if not re.fullmatch(r"(@[\w.\-]+)?#(" + "|".join(CPU_ARCHS) + r")(&(nvidia)(:vram>=\d+)?)?",
-                        params["architecture"]):
-        raise TaskError(f"architecture {params['architecture']!r} is not @base#cpu[&gpu[:vram>=MB]] with "
-                        f"cpu in {', '.join(CPU_ARCHS)}")
+    check_architecture(params["architecture"])
     per_job = params["nFilesPerJob"]
     if not isinstance(per_job, int) or per_job < 1:
         raise TaskError(f"nFilesPerJob must be a positive integer, got {per_job!r}")
@@ -336,6 +384,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--trf-url", required=True, help="URL of the trf (the zipapp) the pilot downloads")
     p.add_argument("--image", required=True, help="container image, e.g. docker://registry/dune:cuda")
     p.add_argument("--model-file", help="infer: the trained model; train: a starting point")
+    p.add_argument("--build-manifest", "--buildManifest", dest="build_manifest", metavar="URI",
+                   help="the model builds every job chooses from (a path, s3:// or https://); GPU tasks "
+                   "then ask only for GPUs one of its builds can use")
     p.add_argument("--files-per-job", type=int, default=None,
                    help="input files per job (default: 5 for infer, all of them in one job for train)")
     p.add_argument("--max-files", type=int, help="use at most this many files of the dataset")
@@ -347,7 +398,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--prod", action="store_true", help="a production task (prodSourceLabel=managed)")
     p.add_argument("--working-group")
     p.add_argument("--site", help="run at this PanDA queue only")
-    p.add_argument("--cores", type=int, default=1)
+    p.add_argument("--cores", type=int, help="cores per job: the task's coreCount and the trf's "
+                   "--nThreads (default: one-core slots; the trf uses what the batch system gives it)")
     p.add_argument("--ram-mb", type=int, help="memory per core in MB")
     p.add_argument("--max-attempt", type=int, default=5, help="attempts per job (retries resume training)")
     p.add_argument("--priority", type=int, default=1000)
@@ -368,9 +420,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def load_builds(uri: str) -> tuple:
+    """The builds of the manifest at `uri`, read the way the trf reads it (wrapper.staging)."""
+    import tempfile
+
+    from wrapper.staging import StagingOptions, resolve_one
+
+    with tempfile.TemporaryDirectory(prefix="jedi-manifest-") as workdir:
+        try:
+            staged = resolve_one(uri, StagingOptions(workdir=Path(workdir)))
+            return model_builds.load_manifest(staged.local_path).builds
+        except TrfError as err:
+            raise TaskError(f"--buildManifest {uri}: {err.message}", exit_code=err.exit_code) from None
+
+
 def request_from(args: argparse.Namespace) -> TaskRequest:
-    if args.mode == "infer" and not args.model_file:
-        raise TaskError("infer tasks need --model-file")
+    if args.mode == "infer" and not (args.model_file or args.build_manifest):
+        raise TaskError("infer tasks need --model-file (or --build-manifest naming the weights)")
     files_per_job = args.files_per_job
     if files_per_job is None:
         files_per_job = 5 if args.mode == "infer" else 10000
@@ -382,7 +448,9 @@ def request_from(args: argparse.Namespace) -> TaskRequest:
         working_group=args.working_group, site=args.site, cores=args.cores, ram_mb=args.ram_mb,
         max_attempt=args.max_attempt, priority=args.priority, model_config=args.model_config,
         prediction_format=args.prediction_format, epochs=args.epochs, batch_size=args.batch_size,
-        checkpoint_prefix=args.checkpoint_prefix, extra_args=tuple(args.trf_arg))
+        checkpoint_prefix=args.checkpoint_prefix, build_manifest=args.build_manifest,
+        builds=load_builds(args.build_manifest) if args.build_manifest else (),
+        extra_args=tuple(args.trf_arg))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

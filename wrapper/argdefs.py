@@ -107,6 +107,9 @@ ARGS: tuple[ArgDef, ...] = (
            "each node (local rank N listens on port+N)", "platform", minimum=1024, maximum=65535),
     ArgDef("workerTimeout", "worker_timeout", FLOAT, 600.0, "seconds a worker waits for the others "
            "(start-up, each collective) before failing instead of hanging", "platform", minimum=5.0),
+    ArgDef("nThreads", "n_threads", INT, None, "CPU threads for the framework's intra-op and inter-op "
+           "pools (default: the CPUs the batch system gave the job: affinity and cgroup CPU quota)",
+           "platform", minimum=1, maximum=1024),
     ArgDef("showPlatform", "show_platform", BOOL, False, "print the detected platform and the build "
            "that would be chosen, then exit", "platform"),
     # staging
@@ -128,6 +131,9 @@ ARGS: tuple[ArgDef, ...] = (
            "control"),
     ArgDef("argJSON", "arg_json", STR, None, "a JSON file of {argName: value}; the command line "
            "wins over it", "control", metavar="FILE"),
+    ArgDef("containerImage", "container_image", STR, None, "accepted and ignored: the pilot, not the "
+           "trf, runs the container (a pilot that did not strip this word must not fail the job)",
+           "control", metavar="IMAGE"),
     ArgDef("help", "help", BOOL, False, "print this help and exit", "control"),
 )
 

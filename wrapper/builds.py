@@ -165,6 +165,13 @@ def _try_build(build: Build, platform: Platform, gpus: tuple, device: str, gpu_o
             elif len(fitting) < len(gpus):
                 notes.append("runs on GPU " + ", ".join(str(g.index) for g in fitting)
                              + f" only: the others are outside {_cc_range_text(req)}")
+            if req.min_gpu_memory_mb:
+                roomy = tuple(g for g in fitting if g.memory_mib is None or g.memory_mib >= req.min_gpu_memory_mb)
+                if not roomy:
+                    misses.append(f"needs {req.min_gpu_memory_mb} MiB of GPU memory ("
+                                  + ", ".join(f"GPU {g.index} has {g.memory_mib}" for g in fitting) + ")")
+                else:
+                    fitting = roomy
         else:
             fitting = ()
             if req.cpu_features and not set(req.cpu_features) & platform.cpu.features:

@@ -57,6 +57,7 @@ class BuildChoice:
     batch_size: int
     precision: str
     gpus: int
+    threads: int                         # the job's CPU share (wrapper.cpu_share)
 
 
 def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop: StopState) -> None:
@@ -65,6 +66,8 @@ def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop: StopSta
 
     report.section("spec", abridged(spec.explicit()))
     outputs.lfns = spec.outputs()
+    if spec.container_image:
+        log(f"--containerImage {spec.container_image} ignored: the pilot, not the trf, runs the container")
     if spec.show_platform:
         show_platform(spec, report)
         return
@@ -144,10 +147,13 @@ def choose_build(spec: JobSpec, workdir: Path):
 
 def choose(job: JobContext) -> BuildChoice:
     """The platform step: the node, the build, its batch size, precision and GPUs (fails fast)."""
+    from wrapper.cpu_share import cpu_share
     from wrapper.job_distribution import distribution_report, local_gpus
 
     spec, report = job.spec, job.report
     step = report.step("platform")
+    share = cpu_share(spec.n_threads)
+    report.section("cpu", share.to_report())
     platform, selection = choose_build(spec, report.workdir)
     report.section("platform", platform.to_report())
     report.section("build", selection.to_report())
@@ -157,7 +163,7 @@ def choose(job: JobContext) -> BuildChoice:
     report.section("distribution", distribution_report(spec, job.cluster, gpus, batch_size))
     log(f"build {selection.build.name} on {selection.device} ({precision}, batch {batch_size})")
     step.finish(True)
-    return BuildChoice(platform, selection, batch_size, precision, gpus)
+    return BuildChoice(platform, selection, batch_size, precision, gpus, share.threads)
 
 
 def show_platform(spec: JobSpec, report: JobReport) -> None:
@@ -244,7 +250,8 @@ def run_payload(job: JobContext, choice: BuildChoice, staged: tuple):
         batch_size=choice.batch_size, model_config=build.model_config,
         checkpoint_dir=checkpoints.local_dir(report.workdir),
         distribution=payload_distribution(spec, job.cluster, choice.gpus),
-        report_checkpoints=sync is not None, device=choice.selection.device, workdir=report.workdir)
+        report_checkpoints=sync is not None, device=choice.selection.device, workdir=report.workdir,
+        threads=choice.threads)
     job.printer.stage(f"{spec.mode}: {len(staged)} file(s), build {build.name}")
     outcome = ChildOutcome()
     try:

@@ -11,7 +11,8 @@ Manifest, schema_version 1:
                  "requires": {"device": "gpu" | "cpu" | "any",
                               "min_cc": "8.0", "max_cc": "8.9",      (inclusive; GPU builds)
                               "cpu_arch": ["x86_64"], "backend": ["tensorflow", "jax"],
-                              "min_framework": "2.16", "cpu_features": ["avx512_bf16", "amx_bf16"]}}]}
+                              "min_framework": "2.16", "cpu_features": ["avx512_bf16", "amx_bf16"],
+                              "min_gpu_memory_mb": 16000}}]}       (GPU memory in MiB, as nvidia-smi)
 `cpu_features` is any-of; every other list is any-of too (the platform's value must be in it).
 `weights_uri` is passed on verbatim: any source the staging layer resolves, or null for none.
 """
@@ -35,7 +36,8 @@ MODEL_NAME = "dune-protodune-fcdensenet"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _BUILD_KEYS = {"name", "weights_uri", "precision", "batch_size", "model_config", "requires", "description"}
-_REQUIRES_KEYS = {"device", "min_cc", "max_cc", "cpu_arch", "backend", "min_framework", "cpu_features"}
+_REQUIRES_KEYS = {"device", "min_cc", "max_cc", "cpu_arch", "backend", "min_framework", "cpu_features",
+                  "min_gpu_memory_mb"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Requirements:
     backend: Optional[tuple] = None
     min_framework: Optional[str] = None
     cpu_features: Optional[tuple] = None  # any one of them
+    min_gpu_memory_mb: Optional[int] = None
 
     def to_json(self) -> dict:
         data: dict = {"device": self.device}
@@ -58,6 +61,8 @@ class Requirements:
                 data[key] = list(getattr(self, key))
         if self.min_framework is not None:
             data["min_framework"] = self.min_framework
+        if self.min_gpu_memory_mb is not None:
+            data["min_gpu_memory_mb"] = self.min_gpu_memory_mb
         return data
 
 
@@ -212,8 +217,13 @@ def _requires(data: Any, where: str, bad) -> Requirements:
     min_framework = data.get("min_framework")
     if min_framework is not None and (not isinstance(min_framework, str) or not re.match(r"^\d", min_framework)):
         raise bad(f"{where}: min_framework must be a version string like '2.16'")
+    memory = data.get("min_gpu_memory_mb")
+    if memory is not None and (not isinstance(memory, int) or isinstance(memory, bool) or memory < 1):
+        raise bad(f"{where}: min_gpu_memory_mb must be a positive integer (MiB), got {memory!r}")
+    if device == "cpu" and memory is not None:
+        raise bad(f"{where}: a CPU build cannot require GPU memory")
     return Requirements(device=device, min_cc=min_cc, max_cc=max_cc, min_framework=min_framework,
-                        **lists)
+                        min_gpu_memory_mb=memory, **lists)
 
 
 def _cc(value: Any, where: str, bad) -> Optional[tuple]:

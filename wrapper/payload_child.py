@@ -85,6 +85,11 @@ def _run(channel: Channel, request) -> None:
             else:
                 handles.append(open_direct_source(item))
                 inputs.append(handles[-1])
+        if request.threads:
+            from wrapper.framework_threads import set_framework_threads
+            from wrapper.progress import log
+
+            log(f"framework threads: {set_framework_threads(request.threads)}")
         on_checkpoint = ((lambda path: channel.send("checkpoint", str(path)))
                          if request.report_checkpoints else None)
         try:

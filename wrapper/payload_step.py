@@ -42,12 +42,14 @@ class StepRequest:
     report_checkpoints: bool = False
     device: str = "cpu"
     workdir: Path = field(default_factory=Path.cwd)
+    threads: Optional[int] = None       # the job's CPU share; the child sizes the framework's pools
 
 
 def step_request(spec: JobSpec, *, inputs: tuple, model: Optional[Path], outputs: Mapping[str, Path],
                  lfns: Mapping[str, str], build_name: str, precision: str, batch_size: int,
                  model_config: str, checkpoint_dir: Path, distribution: Mapping,
-                 report_checkpoints: bool, device: str, workdir: Path) -> StepRequest:
+                 report_checkpoints: bool, device: str, workdir: Path,
+                 threads: Optional[int] = None) -> StepRequest:
     """The request for this job's mode, from the spec and what the platform step chose."""
     common = dict(model_config=model_config, batch_size=batch_size, max_events=spec.max_events,
                   skip_events=spec.skip_events, seed=spec.random_seed, precision=precision,
@@ -64,7 +66,7 @@ def step_request(spec: JobSpec, *, inputs: tuple, model: Optional[Path], outputs
     provenance = Provenance(build=build_name, code_version=payload.__version__,
                             model_version=model.name if model else "")
     return StepRequest(spec.mode, tuple(inputs), model, dict(outputs), dict(lfns), config, provenance,
-                       report_checkpoints, device, Path(workdir))
+                       report_checkpoints, device, Path(workdir), threads)
 
 
 def run_step(request: StepRequest, inputs: Sequence, *, progress: Callable[[Progress], None],

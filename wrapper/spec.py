@@ -50,6 +50,7 @@ class JobSpec:
     multi_worker: str = "auto"
     worker_port: int = 12345
     worker_timeout: float = 600.0
+    n_threads: Optional[int] = None
     show_platform: bool = False
     s3_endpoint: Optional[str] = None
     s3_path_style: bool = False
@@ -59,6 +60,7 @@ class JobSpec:
     dry_run: bool = False
     debug: bool = False
     arg_json: Optional[str] = None
+    container_image: Optional[str] = None
     help: bool = False
 
     def outputs(self) -> dict[str, str]:

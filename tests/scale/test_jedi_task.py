@@ -53,7 +53,8 @@ def test_dry_run_prints_the_task_parameters(capsys):
 def test_job_template_is_what_jedi_builds(capsys):
     params = jedi_task.build_task_params(jedi_task.request_from(jedi_task.parser().parse_args(INFER)))
     template = jedi_task.job_template(params)
-    assert template.startswith("--containerImage docker://registry.example.org/dune/payload:cuda --mode=infer "
+    # never first: JEDI gives the first item no leading space and the pilot strips only after one
+    assert template.startswith("--mode=infer --containerImage docker://registry.example.org/dune/payload:cuda "
                                "--inputEventsFile=${IN/L} ")
     assert "--outputPredFile=${OUTPUT0}" in template and "$JEDITASKID" not in template
 
@@ -64,8 +65,9 @@ def test_expand_sample_gives_jobpars_our_parser_accepts(capsys):
     jobs = json.loads(out)
     assert [len(j["files"]) for j in jobs] == [3, 3, 1]
     for serial, job in enumerate(jobs, start=1):
-        assert "--containerImage" not in job["trfWords"]          # the pilot strips it
         spec = parse_job_args(job["trfWords"])                     # what the trf will do
+        # the pilot strips it (tests/jedi); if one did not, the trf takes and ignores it
+        assert spec.container_image == "docker://registry.example.org/dune/payload:cuda"
         assert spec.mode == "infer" and list(spec.input_events) == job["files"]
         assert spec.output_pred == f"user.jdoe.dune.pred.v1.4242._{serial:06d}.pred.h5"
         assert spec.model_file == "dune.model.v3.keras" and spec.require_gpu

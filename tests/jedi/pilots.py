@@ -1,0 +1,70 @@
+"""The real pilots' job-parameter cleaning: `JobData.clean__jobparams` of pilot 3.11.5.1 (the unpacked
+production tarball) and of pilot 3.7.0.36 (PyPI's panda-pilot, installed in the environment).
+
+Both packages are called `pilot`, so each runs in its own interpreter: a job definition goes in on
+stdin, the pilot's `JobData` is built from it exactly as the pilot builds it from a PanDA job, and
+what the pilot would run (jobparams) and the image it took out come back as JSON.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parents[2]
+# The production pilot's unmodified source; PILOT3_TARBALL points elsewhere if needed.
+PILOT3_TARBALL = Path(os.environ.get("PILOT3_TARBALL")
+                      or ROOT.parent / "shared" / "pilot3" / "pilot3-3.11.5.1.tar.gz")
+
+_CLEAN = r"""
+import json, sys
+source = sys.argv[1]
+if source:
+    sys.path.insert(0, source)
+import pilot
+from pilot.info.jobdata import JobData
+from pilot.util import constants
+job = JobData(json.load(sys.stdin))
+version = ".".join(str(getattr(constants, k)) for k in ("RELEASE", "VERSION", "REVISION", "BUILD"))
+print(json.dumps({"jobparams": job.jobparams, "imagename": job.imagename, "version": version,
+                  "module": pilot.__file__}))
+"""
+
+
+@dataclass(frozen=True)
+class Pilot:
+    """One pilot version's source: `source` is the directory holding its `pilot` package, or None
+    for the installed panda-pilot."""
+
+    version: str
+    source: Optional[Path]
+
+    def clean(self, job: dict) -> dict:
+        """The pilot's JobData for `job`: {jobparams, imagename, version, module}."""
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["PILOT_USER"] = "generic"
+        done = subprocess.run([sys.executable, "-c", _CLEAN, str(self.source or "")], input=json.dumps(job),
+                              env=env, cwd=str(self.source or ROOT), capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"pilot {self.version} JobData failed: {done.stderr[-2000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        if result["version"] != self.version:
+            raise RuntimeError(f"expected pilot {self.version}, imported {result['version']} from "
+                               f"{result['module']}")
+        return result
+
+
+def unpack_pilot3(target: Path) -> Path:
+    """Unpack the production tarball under `target`; returns the directory holding `pilot/`."""
+    if not PILOT3_TARBALL.is_file():
+        raise FileNotFoundError(f"{PILOT3_TARBALL} is missing: pilot 3.11.5.1's tarball lives in "
+                                "../shared/pilot3/ (or set PILOT3_TARBALL)")
+    with tarfile.open(PILOT3_TARBALL) as archive:
+        archive.extractall(target, filter="data")
+    (source,) = [p.parent.parent for p in target.glob("*/pilot/__init__.py")]
+    return source
