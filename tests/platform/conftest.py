@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,22 +22,7 @@ from wrapper.cpu import CPUInfo
 from wrapper.framework import FrameworkInfo
 from wrapper.platform import detect_platform, driver_problem, with_usability
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
-# The fake nvidia-smi. It is a separate program, as the real one is, so the code under test runs
-# it through subprocess exactly as on a node.
-FAKE_SMI = """#!{python}
-import json, os, sys
-machine = os.environ["FAKE_SMI_MACHINE"]
-with open(os.environ["FAKE_SMI_LOG"], "a") as log:
-    log.write(json.dumps(sys.argv[1:]) + "\\n")
-for answer in json.load(open(os.path.join(machine, "responses.json"))):
-    if answer["argv"] == "*" or answer["argv"] == sys.argv[1:]:
-        sys.stdout.write(open(os.path.join(machine, answer["stdout"])).read())
-        sys.exit(answer["rc"])
-sys.stdout.write("fake nvidia-smi: no capture for %r\\n" % (sys.argv[1:],))
-sys.exit(97)
-"""
+from tests.support.fake_gpu import FIXTURES, fake_smi_environment, write_fake_smi
 
 # Framework builds the selection table runs against (facts, not captures):
 # TensorFlow 2.21's GPU wheel (docs/design.md, 'GPU detection and builds'): CUDA 12.5,
@@ -74,16 +57,12 @@ def smi_log(tmp_path) -> Path:
 @pytest.fixture
 def fake_smi(tmp_path, monkeypatch, smi_log):
     """Put the named machine's nvidia-smi first and alone on PATH; returns a reader of its calls."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    exe = bin_dir / "nvidia-smi"
-    exe.write_text(FAKE_SMI.format(python=sys.executable))
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    bin_dir = write_fake_smi(tmp_path / "bin")
 
     def install(machine: str):
+        for name, value in fake_smi_environment(machine, smi_log).items():
+            monkeypatch.setenv(name, value)
         monkeypatch.setenv("PATH", str(bin_dir))
-        monkeypatch.setenv("FAKE_SMI_MACHINE", str(FIXTURES / machine))
-        monkeypatch.setenv("FAKE_SMI_LOG", str(smi_log))
         return calls
 
     def calls() -> list:
