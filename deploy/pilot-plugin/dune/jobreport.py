@@ -1,0 +1,96 @@
+"""The facts the DUNE trf's jobReport.json states, read once and checked, for the other modules.
+
+Free of pilot imports, so that it reads like the report's schema (dune-gpu-payload's
+docs/design.md, 'Job report'): a missing or unreadable report is `None`, never an exception.
+"""
+import json
+import logging
+import os
+from typing import Callable, Dict, List, NamedTuple, Optional
+
+logger = logging.getLogger(__name__)
+
+REPORT = "jobReport.json"
+
+# The report's executor steps whose wall times become job metrics, by metric name.
+STEP_METRICS = {"stageInTime": "stage-in", "computeTime": "payload", "stageOutTime": "stage-out"}
+
+
+class Output(NamedTuple):
+    """One output file as the trf reported it."""
+
+    lfn: str
+    guid: str
+    size: int
+    adler32: str
+    nentries: Optional[int]
+
+
+def load(workdir: str) -> Optional[dict]:
+    """The trf's report in `workdir`, or None (logged) when it is absent or not a JSON object."""
+    path = os.path.join(workdir, REPORT)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            report = json.load(handle)
+    except FileNotFoundError:
+        logger.warning(f"dune plugin: no {REPORT} in {workdir}: the trf wrote no report")
+        return None
+    except (OSError, ValueError) as exc:
+        logger.warning(f"dune plugin: cannot read {path}: {exc}")
+        return None
+    if not isinstance(report, dict):
+        logger.warning(f"dune plugin: {path} holds no JSON object")
+        return None
+    return report
+
+
+def outputs(report: dict) -> Dict[str, Output]:
+    """{LFN: Output} for every output file the report lists."""
+    found = {}
+    for group in (report.get("files") or {}).get("output") or []:
+        for sub in group.get("subFiles") or []:
+            if sub.get("name"):
+                found[sub["name"]] = Output(sub["name"], str(sub.get("file_guid") or ""),
+                                            int(sub.get("file_size") or 0), str(sub.get("adler32") or ""),
+                                            sub.get("nentries"))
+    return found
+
+
+def processed_events(report: dict) -> int:
+    """Events the trf processed (read)."""
+    return int(((report.get("resource") or {}).get("transform") or {}).get("processedEvents") or 0)
+
+
+def step_seconds(report: dict) -> Dict[str, float]:
+    """{metric name: wall seconds} of the stage-in, payload and stage-out steps that ran."""
+    walls = {step.get("name"): step.get("wallTime") for step in report.get("executor") or []}
+    return {metric: float(walls[step]) for metric, step in STEP_METRICS.items()
+            if walls.get(step) is not None}
+
+
+def peak_rss_kib(report: dict) -> Optional[int]:
+    """The largest resident set of the trf or its children (the payload step), in KiB."""
+    peak = ((report.get("resource") or {}).get("memory") or {}).get("Max") or {}
+    values = [v for v in (peak.get("maxRSS"), peak.get("maxRSSChildren")) if isinstance(v, int)]
+    return max(values) if values else None
+
+
+def gpus(report: dict) -> List[dict]:
+    """The GPUs the trf detected on the node (its platform section)."""
+    return list((report.get("platform") or {}).get("gpus") or [])
+
+
+def mismatch(output: Output, path: str, checksum_of: Callable[[str], str]) -> Optional[str]:
+    """Why the file at `path` is not the output the report describes, or None when it is.
+
+    `checksum_of(path)` is the pilot's own adler32, so what is compared is what PanDA will get.
+    """
+    if not os.path.exists(path):
+        return f"{output.lfn} is listed in {REPORT} but is not in the job directory"
+    size = os.path.getsize(path)
+    if size != output.size:
+        return f"{output.lfn} is {size} bytes on disk but {REPORT} says {output.size}"
+    checksum = checksum_of(path)
+    if output.adler32 and checksum != output.adler32.lower():
+        return f"{output.lfn} has adler32 {checksum} on disk but {REPORT} says {output.adler32}"
+    return None
