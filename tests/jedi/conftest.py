@@ -20,7 +20,7 @@ def pilot(request, tmp_path_factory) -> pilots.Pilot:
     version = request.param.removeprefix("pilot-")
     if version == "3.7.0.36":
         return pilots.Pilot(version, None)
-    return pilots.Pilot(version, pilots.unpack_pilot3(tmp_path_factory.mktemp("pilot3")))
+    return pilots.Pilot(version, pilots.unpack_pilot3(tmp_path_factory.mktemp("pilot3") / "src"))
 
 
 @pytest.fixture(scope="session")

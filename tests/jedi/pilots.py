@@ -11,15 +11,14 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[2]
-# The production pilot's unmodified source; PILOT3_TARBALL points elsewhere if needed.
-PILOT3_TARBALL = Path(os.environ.get("PILOT3_TARBALL")
-                      or ROOT.parent / "shared" / "pilot3" / "pilot3-3.11.5.1.tar.gz")
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from pilot_harness import pilots as harness  # noqa: E402 - scripts/ is not a package
 
 _CLEAN = r"""
 import json, sys
@@ -60,11 +59,6 @@ class Pilot:
 
 
 def unpack_pilot3(target: Path) -> Path:
-    """Unpack the production tarball under `target`; returns the directory holding `pilot/`."""
-    if not PILOT3_TARBALL.is_file():
-        raise FileNotFoundError(f"{PILOT3_TARBALL} is missing: pilot 3.11.5.1's tarball lives in "
-                                "../shared/pilot3/ (or set PILOT3_TARBALL)")
-    with tarfile.open(PILOT3_TARBALL) as archive:
-        archive.extractall(target, filter="data")
-    (source,) = [p.parent.parent for p in target.glob("*/pilot/__init__.py")]
-    return source
+    """Unpack the production tarball (the pilot harness finds it) into `target`, which must not
+    exist yet; returns the directory holding `pilot/`."""
+    return harness.unpack(target)
