@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Mapping, Optional, Sequence
 
@@ -57,6 +57,8 @@ class PilotJob:
     text appears in the trf's payload.stdout. `pilot` is the pilot to run (default: PyPI's).
     `trf_from` says where the pilot finds the trf: "http" (the loopback server), "harvester-workdir"
     (copied there, $HARVESTER_WORKDIR set, nothing served) or "nowhere" (the URL gives 404).
+    `environment` is added to the pilot's (and so the trf's) environment, e.g. a PATH with a
+    stand-in nvidia-smi.
     """
 
     job: Mapping[str, str]
@@ -66,6 +68,7 @@ class PilotJob:
     sigterm_after: Optional[str] = None
     pilot: Optional[pilots.Pilot] = None
     trf_from: Literal["http", "harvester-workdir", "nowhere"] = "http"
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     def timeout_s(self) -> float:
         """How long the harness waits for the pilot before ending its namespace."""
@@ -111,7 +114,7 @@ def prepare(request: PilotJob, run_dir: Path) -> layout.RunPaths:
         # the mv copytool links inputs from the parent of the job directory: the pilot home
         shutil.copyfile(replica, paths.home / Path(replica).name)
     name = jobdef.trf_name(job)
-    environment = {}
+    environment = dict(request.environment)
     if request.trf_from == "http":
         shutil.copy2(request.trf, paths.trf_dir / name)
     elif request.trf_from == "harvester-workdir":

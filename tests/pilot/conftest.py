@@ -33,10 +33,15 @@ import build_pyz  # noqa: E402 - scripts/ is not a package
 from pilot_harness import pilots  # noqa: E402
 from pilot_harness.run import PilotJob, run_job  # noqa: E402
 
+from tests.support.fake_gpu import fake_smi_environment, write_fake_smi  # noqa: E402
+
 PANDA_ID = "4242"
 INFER = ("--mode=infer --inputEventsFile=a.h5,b.h5 --modelFile=model.keras --modelConfig=tiny "
          "--outputPredFile=pred.h5")
 VERSIONS = (pilots.PILOT3_VERSION, pilots.PYPI_VERSION)
+# pilot3 with the DUNE user plugin (deploy/pilot-plugin/dune) copied in, run with --pilot-user dune
+DUNE_PLUGIN = f"{pilots.PILOT3_VERSION}+dune"
+PLUGIN_DIR = ROOT / "deploy" / "pilot-plugin" / "dune"
 # Pilot jobs at once: each is mostly asleep, but a trf that loads the framework holds ~1 GiB.
 PARALLEL = int(os.environ.get("DUNE_PILOT_JOBS", "16"))
 
@@ -66,11 +71,16 @@ def job_definition(job_pars: str, *, in_files=("a.h5", "b.h5", "model.keras"),
 
 @dataclass(frozen=True)
 class Material:
-    """What the jobs are made of: replicas of the inputs and the two forms of the trf."""
+    """What the jobs are made of: replicas of the inputs, the two forms of the trf, two trfs that
+    spoil what the trf leaves (for the DUNE plugin's checks), and the environment of a GPU node
+    (nvidia-smi answering as the captured H200 machine)."""
 
     data: Path
     pyz: Path
     installed: Path
+    tampering: Path
+    reportless: Path
+    gpu_node: dict
 
     def inputs(self, *names: str) -> tuple:
         return tuple(self.data / name for name in names)
@@ -102,7 +112,29 @@ JOBS: dict[str, Callable[[Material], PilotJob]] = {
     # the trf URL answers 404
     "trf_not_found": lambda m: PilotJob(job_definition(INFER), m.inputs("a.h5", "b.h5", "model.keras"),
                                         m.pyz, trf_from="nowhere"),
+    # inference on a node whose nvidia-smi is the captured H200's (the framework here has no CUDA)
+    "gpu_node": lambda m: PilotJob(job_definition(INFER), m.inputs("a.h5", "b.h5", "model.keras"),
+                                   m.pyz, environment=m.gpu_node),
+    # the prediction changes after the trf reported it
+    "tampered_output": lambda m: PilotJob(job_definition(INFER, trf_name="dune-payload-tampering"),
+                                          m.inputs("a.h5", "b.h5", "model.keras"), m.tampering),
+    # an argument error from a trf that leaves no payload_error_report.json
+    "reportless_failure": lambda m: PilotJob(
+        job_definition(INFER + " --bogusOption=1", trf_name="dune-payload-reportless"),
+        m.inputs("a.h5", "b.h5", "model.keras"), m.reportless),
 }
+
+# Shell trfs around the installed console script, each spoiling one thing the trf left.
+TAMPERING_TRF = """#!/bin/sh
+dune-payload "$@"; rc=$?
+[ -f pred.h5 ] && printf x >> pred.h5
+exit $rc
+"""
+REPORTLESS_TRF = """#!/bin/sh
+dune-payload "$@"; rc=$?
+rm -f payload_error_report.json
+exit $rc
+"""
 
 _PILOTS: dict = {}
 _PILOTS_LOCK = threading.Lock()
@@ -114,6 +146,10 @@ def session_pilot(version: str) -> pilots.Pilot:
         if version not in _PILOTS:
             if version == pilots.PYPI_VERSION:
                 _PILOTS[version] = pilots.pypi()
+            elif version == DUNE_PLUGIN:
+                top = pilots.unpack(Path(tempfile.mkdtemp(prefix="dune-pilot3-")) / "src",
+                                    plugins={"dune": PLUGIN_DIR})
+                _PILOTS[version] = pilots.pilot3(top, "dune")
             else:
                 top = pilots.unpack(Path(tempfile.mkdtemp(prefix="dune-pilot3-")) / "src")
                 _PILOTS[version] = pilots.pilot3(top)
@@ -137,10 +173,17 @@ def make_material(base: Path) -> Material:
         raise RuntimeError(f"making the pilot tests' data failed: {made.stderr[-2000:]}")
     (base / "pyz").mkdir()
     pyz = build_pyz.build(base / "pyz" / "dune-payload.pyz")
-    installed = base / "dune-payload-installed"
-    installed.write_text('#!/bin/sh\nexec dune-payload "$@"\n')
-    installed.chmod(0o755)
-    return Material(data, pyz, installed)
+    trfs = {}
+    for name, text in (("installed", '#!/bin/sh\nexec dune-payload "$@"\n'),
+                       ("tampering", TAMPERING_TRF), ("reportless", REPORTLESS_TRF)):
+        trfs[name] = base / f"dune-payload-{name}"
+        trfs[name].write_text(text)
+        trfs[name].chmod(0o755)
+    fake_bin = write_fake_smi(base / "gpu-node-bin")
+    gpu_node = {**fake_smi_environment("h200_driver580", base / "nvidia-smi-calls.log"),
+                "PATH": os.pathsep.join([str(fake_bin), str(Path(sys.executable).parent),
+                                         os.environ.get("PATH", "")])}
+    return Material(data, pyz, trfs["installed"], trfs["tampering"], trfs["reportless"], gpu_node)
 
 
 class _Runs:
