@@ -24,11 +24,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pilot_harness import pilots, run  # noqa: E402 - after the path set-up above
 
 
+# Plugins this project ships, copied into the unpacked pilot when --pilot-user names them.
+PLUGINS = {"dune": Path(__file__).resolve().parents[1] / "deploy" / "pilot-plugin" / "dune"}
+
+
 def choose_pilot(version: str, pilot_user: str) -> pilots.Pilot:
-    """The pilot to run; pilot3 is unpacked to a new temporary directory."""
+    """The pilot to run; pilot3 is unpacked to a new temporary directory, with our plugin in it
+    when `pilot_user` is one we ship."""
     if version == pilots.PYPI_VERSION:
         return pilots.pypi(pilot_user)
-    top = pilots.unpack(Path(tempfile.mkdtemp(prefix="dune-pilot3-")) / "src")
+    plugins = {pilot_user: PLUGINS[pilot_user]} if pilot_user in PLUGINS else {}
+    top = pilots.unpack(Path(tempfile.mkdtemp(prefix="dune-pilot3-")) / "src", plugins=plugins)
     return pilots.pilot3(top, pilot_user)
 
 
@@ -48,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pilot-version", choices=[pilots.PILOT3_VERSION, pilots.PYPI_VERSION],
                         default=pilots.PILOT3_VERSION, help="the pilot to run (default: %(default)s)")
     parser.add_argument("--pilot-user", default="generic",
-                        help="the pilot user plugin, pilot/user/NAME (default: %(default)s)")
+                        help="the pilot user plugin, pilot/user/NAME; 'dune' copies in this "
+                             "project's (deploy/pilot-plugin) (default: %(default)s)")
     parser.add_argument("--full", action="store_true",
                         help="print everything, including worker_attributes.json and the pilot log extract")
     args = parser.parse_args(argv)
