@@ -45,6 +45,18 @@ def choose_build(spec: JobSpec, workdir: Path):
     return platform, selection
 
 
+def network_of(model_config: Optional[str], model: Optional[Path]) -> Optional[str]:
+    """The network a job runs: the one named, else the model file's, else `small` for a training
+    from scratch. None when the file names none: loading it then reports what is wrong with it."""
+    from payload.modelinfo import network_in_file
+
+    if model_config is not None:
+        return model_config
+    if model is None:
+        return "small"
+    return network_in_file(model)
+
+
 def show_platform(spec: JobSpec, report: JobReport) -> None:
     """`--showPlatform`: print what this node is and which build a job would get."""
     from wrapper.platform import format_platform
@@ -131,9 +143,10 @@ def _prepare(spec: JobSpec, report: JobReport, options, staged, stop, printer, d
     precision = selection.build.precision if spec.precision == "auto" else spec.precision
     log(f"build {selection.build.name} on {selection.device} ({precision}, batch {batch_size})")
     weights = selection.build.weights_uri if spec.build_manifest else spec.model_file
-    # A manifest's build names its own network; without one the build carries --modelConfig.
-    model_config = selection.build.model_config
     model = resolve_one(weights, options).local_path if weights else None
+    # A manifest's build names its own network; without one the build carries --modelConfig. With
+    # neither, the model file's own network runs (a contradiction is refused when the file loads).
+    model_config = network_of(selection.build.model_config, model)
     gpus = clusters.local_gpus(spec, selection)
     report.section("distribution", clusters.distribution_report(spec, job_cluster, gpus, batch_size))
     training = spec.mode == "train"
