@@ -101,3 +101,18 @@ def test_the_reference_model_is_packaged_with_its_card():
     assert card["holdout"]["seed"] != card["training"]["events_seed"]
     with pytest.raises(ValueError, match="reference:small"):
         reference_model("reference:nothing")
+
+
+def test_a_manifest_build_may_leave_the_network_to_its_weights_file(tmp_path):
+    from wrapper.builds import load_manifest
+
+    entry = {"name": "cpu-any", "weights_uri": "reference:small", "precision": "float32", "batch_size": 2,
+             "requires": {"device": "any"}}
+    path = tmp_path / "builds.json"
+    path.write_text(json.dumps({"schema_version": 1, "model": "m", "model_version": "1", "builds": [entry]}))
+    assert load_manifest(path).builds[0].model_config is None
+
+    entry["model_config"] = ""
+    path.write_text(json.dumps({"schema_version": 1, "model": "m", "model_version": "1", "builds": [entry]}))
+    with pytest.raises(Exception, match="model_config"):
+        load_manifest(path)
