@@ -14,7 +14,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["payload", "payload.*", "wrapper", "wrapper.*"]),
     include_package_data=True,
-    package_data={"wrapper": ["data/*.json"], "payload": ["data/*.json"]},
+    package_data={"wrapper": ["data/*.json"], "payload": ["data/*.json", "models/*.keras", "models/*.json"]},
     install_requires=[
         "numpy>=1.23",
         "h5py>=3.8,<3.15",  # TensorFlow 2.21 pins h5py below 3.15

@@ -29,7 +29,7 @@ StopFn = Callable[[], bool]
 class StepConfig:
     """What every mode shares. `precision` is a Keras dtype policy name chosen by the caller."""
 
-    model_config: str = "small"          # tiny | small | paper
+    model_config: Optional[str] = None   # tiny | small | paper; None: the model file's, else small
     batch_size: int = 4
     max_events: int = -1                 # -1: all
     skip_events: int = 0
@@ -46,13 +46,17 @@ class TrainConfig(StepConfig):
     epochs: int = 5
     learning_rate: float = 1e-3
     validation_split: float = 0.1
-    loss: str = "weighted"               # cce | weighted | focal
+    loss: str = "weighted"               # cce | weighted | focal | dice
     class_weights: Optional[tuple] = None  # None: median-frequency weights computed from the data
     early_stopping_patience: int = 0     # 0: off
     reduce_lr_patience: int = 2
     checkpoint_dir: Optional[Path] = None
     checkpoint_every_s: float = 300.0
     resume: bool = True                  # continue from the latest complete checkpoint in checkpoint_dir
+    crop_size: int = 0                   # >0: train on one crop of this side per event (payload.sampling)
+    beam_fraction: float = 0.5           # share of crops centred on a beam pixel
+    lr_schedule: str = "plateau"         # plateau (reduce on plateau) | cosine (warm-up, then cosine decay)
+    warmup_steps: int = 0                # cosine: steps of linear warm-up from learning_rate / 20
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ from payload.metrics import ConfusionMatrix, write_metrics_json
 
 
 def prediction_model(model_path: Path, config: InferConfig):
-    """The `config.model_config` network of `model_path` under `config.precision`, ending in a
-    float32 softmax so probabilities come out of the compiled step. Raises ModelFileError."""
+    """The network of `model_path` (which must be `config.model_config` when that is given) under
+    `config.precision`, ending in a float32 softmax so probabilities come out of the compiled step.
+    Raises ModelFileError."""
     import keras
 
     from payload import distribute
@@ -52,13 +53,19 @@ def predict_batches(model, inputs: Sequence, config: InferConfig, *, with_labels
         yield batch, predict(batch.images)
 
 
-def _prediction_attrs(model_path: Path, config: InferConfig, provenance: Provenance, counts) -> dict:
+def _network_name(network) -> str:
+    from payload.model import config_name_of
+
+    return config_name_of(network) or network.name
+
+
+def _prediction_attrs(model_path: Path, network: str, config: InferConfig, provenance: Provenance, counts) -> dict:
     return {
         "model_version": provenance.model_version,
         "build": provenance.build,
         "code_version": provenance.code_version,
         "model_file": os.path.basename(model_path),
-        "model_config": config.model_config,
+        "model_config": network,
         "precision": config.precision,
         "inputs": [os.path.basename(c.path) for c in counts],
         **dict(provenance.extra),
@@ -89,7 +96,7 @@ def infer(inputs: Sequence[Path], model: Path, output_pred: Path, config: InferC
     network = prediction_model(model, config)
     done = 0
     with PredictionWriter(output_pred, n_events=n, output_format=config.output_format,
-                          attrs=_prediction_attrs(model, config, provenance, counts)) as writer:
+                          attrs=_prediction_attrs(model, _network_name(network), config, provenance, counts)) as writer:
         for batch, probs in predict_batches(network, inputs, config, with_labels=False, should_stop=should_stop):
             writer.write(batch.event_id, probs, from_logits=False)
             done += len(probs)
@@ -118,7 +125,7 @@ def evaluate(inputs: Sequence[Path], model: Path, config: InferConfig, *,
         if output_pred is not None:
             writer = stack.enter_context(PredictionWriter(
                 output_pred, n_events=n, output_format=config.output_format,
-                attrs=_prediction_attrs(model, config, provenance, counts)))
+                attrs=_prediction_attrs(model, _network_name(network), config, provenance, counts)))
         for batch, probs in predict_batches(network, inputs, config, with_labels=True, should_stop=should_stop):
             classes = probs.argmax(axis=-1)
             cm.add(batch.labels, classes)
@@ -128,7 +135,8 @@ def evaluate(inputs: Sequence[Path], model: Path, config: InferConfig, *,
                 first_event = (batch.images[0], batch.labels[0], classes[0], int(batch.event_id[0]))
             done += len(probs)
             if progress is not None:
-                progress(Progress("evaluation", done, n, metrics={"mean_iou": cm.metrics()["mean_iou"]}))
+                mean_iou = cm.metrics()["mean_iou"]
+                progress(Progress("evaluation", done, n, metrics={} if mean_iou is None else {"mean_iou": mean_iou}))
 
     metrics = cm.metrics()
     outputs = {} if output_pred is None else {str(output_pred): done}
@@ -138,6 +146,7 @@ def evaluate(inputs: Sequence[Path], model: Path, config: InferConfig, *,
             "events": done,
             "inputs": [asdict(c) for c in counts],
             "model_file": os.path.basename(model),
+            "network": _network_name(network),
             "config": asdict(config),
             "metrics": metrics,
             "confusion_matrix": {"rows": "true class", "columns": "predicted class",

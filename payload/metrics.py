@@ -1,9 +1,11 @@
 """Segmentation metrics from a confusion matrix accumulated over batches (numpy only, no framework).
 
 `cm[t, p]` counts pixels of true class t predicted as class p. From it, per class c:
-IoU = cm[c,c] / (row c + column c − cm[c,c]) (1 when the class is neither present nor predicted),
-efficiency (recall) = cm[c,c] / row c, purity (precision) = cm[c,c] / column c (1 when the
-denominator is empty: nothing was missed, nothing was wrongly claimed).
+IoU = cm[c,c] / (row c + column c − cm[c,c]), efficiency (recall) = cm[c,c] / row c,
+purity (precision) = cm[c,c] / column c. A ratio whose denominator is empty is undefined, not
+perfect: the purity of a class the network never predicts says nothing of its quality. Such a
+ratio is NaN in the arrays and null (None) in the flat metrics (NULL_MEANING says so in every
+metrics file); the mean IoU averages the classes whose IoU is defined.
 """
 from __future__ import annotations
 
@@ -40,11 +42,19 @@ class ConfusionMatrix:
         return segmentation_metrics(self.counts, class_names)
 
 
+NULL_MEANING = ("null: undefined, the denominator is empty (purity: the class was never predicted; "
+                "efficiency: the class is absent from the truth; IoU: both)")
+
+
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num/den, with 1 where the denominator is 0 (an empty class is perfectly classified)."""
+    """num/den, NaN where the denominator is 0 (undefined)."""
     num = num.astype(np.float64)
     den = den.astype(np.float64)
-    return np.divide(num, den, out=np.ones_like(num), where=den > 0)
+    return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
+
+
+def _defined(value: float):
+    return None if np.isnan(value) else float(value)
 
 
 def iou(cm: np.ndarray) -> np.ndarray:
@@ -70,18 +80,21 @@ def pixel_accuracy(cm: np.ndarray) -> float:
 
 def segmentation_metrics(cm: np.ndarray, class_names=CLASS_NAMES) -> dict:
     """Flat dict of every metric: `iou_<class>`, `efficiency_<class>`, `purity_<class>`, `mean_iou`,
-    `pixel_accuracy` (floats), ready for a metrics JSON or a job report."""
+    `pixel_accuracy`, ready for a metrics JSON or a job report: floats, or None where undefined
+    (see NULL_MEANING)."""
     cm = np.asarray(cm)
     out = {}
     for name, values in (("iou", iou(cm)), ("efficiency", efficiency(cm)), ("purity", purity(cm))):
-        out.update({f"{name}_{cls}": float(v) for cls, v in zip(class_names, values)})
-    out["mean_iou"] = float(iou(cm).mean())
+        out.update({f"{name}_{cls}": _defined(v) for cls, v in zip(class_names, values)})
+    ious = iou(cm)
+    out["mean_iou"] = float(np.nanmean(ious)) if not np.isnan(ious).all() else None
     out["pixel_accuracy"] = pixel_accuracy(cm)
     return out
 
 
 def write_metrics_json(path: Path, document: dict) -> Path:
-    """Write a metrics document as JSON at exactly `path`, atomically."""
+    """Write a metrics document as JSON at exactly `path`, atomically, saying what a null metric means."""
+    document = {**document, "null_metrics": NULL_MEANING}
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(document, indent=2, default=str) + "\n")

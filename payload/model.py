@@ -86,18 +86,36 @@ def config_name_of(model: keras.Model) -> str | None:
 
 @keras.saving.register_keras_serializable(package="dune")
 class PixelPosition(layers.Layer):
-    """Append each pixel's row (tick) and column (wire) position, scaled to 0..1, as two channels."""
+    """Append each pixel's row (tick) and column (wire) position in the full 320 × 320 image, scaled
+    to 0..1, as two channels.
 
-    def call(self, images):
-        batch, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
-        rows = ops.arange(height, dtype=self.compute_dtype) / (height - 1)
-        cols = ops.arange(width, dtype=self.compute_dtype) / (width - 1)
-        grid = ops.stack(ops.meshgrid(rows, cols, indexing="ij"), axis=-1)
-        grid = ops.broadcast_to(grid[None], (batch, height, width, 2))
+    Called on images alone, the images are whole events. Called as `(images, origin)` with
+    `origin` [B, 2] the (row, column) of each crop's top-left pixel in its event, the positions are
+    the crop's absolute ones: a network trained on crops sees the same positions as on whole events.
+    """
+
+    def __init__(self, full_shape=INPUT_SHAPE[:2], **kwargs):
+        super().__init__(**kwargs)
+        self.full_shape = tuple(int(n) for n in full_shape)
+
+    def call(self, images, origin=None):
+        batch, height, width = ops.shape(images)[0], ops.shape(images)[1], ops.shape(images)[2]
+        rows = ops.arange(height, dtype=self.compute_dtype)[None, :]
+        cols = ops.arange(width, dtype=self.compute_dtype)[None, :]
+        if origin is not None:
+            origin = ops.cast(origin, self.compute_dtype)
+            rows, cols = rows + origin[:, 0:1], cols + origin[:, 1:2]
+        rows = ops.broadcast_to(rows / (self.full_shape[0] - 1), (batch, height))
+        cols = ops.broadcast_to(cols / (self.full_shape[1] - 1), (batch, width))
+        grid = ops.stack([ops.broadcast_to(rows[:, :, None], (batch, height, width)),
+                          ops.broadcast_to(cols[:, None, :], (batch, height, width))], axis=-1)
         return ops.concatenate([ops.cast(images, self.compute_dtype), grid], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], input_shape[-1] + 2)
+
+    def get_config(self):
+        return {**super().get_config(), "full_shape": list(self.full_shape)}
 
 
 def conv(x, filters: int, kernel_size: int, config: ModelConfig, name: str):
@@ -137,16 +155,23 @@ def transition_up(x, skip, config: ModelConfig, name: str):
     return layers.Concatenate(name=f"{name}_skip")([x, skip])
 
 
-def build_model(config: ModelConfig | str, input_shape: tuple = INPUT_SHAPE) -> keras.Model:
+def build_model(config: ModelConfig | str, input_shape: tuple = INPUT_SHAPE, *, crops: bool = False) -> keras.Model:
     """Build the FC-DenseNet for `config` (a ModelConfig or a config name).
 
     The model maps images [B, H, W, 1] to per-pixel logits [B, H, W, 3] in float32; H and W must be
     divisible by 2**len(config.blocks). Layers follow the global Keras dtype policy (mixed precision).
+    With `crops`, it takes `[images, origin]`, origin [B, 2] the top-left (row, column) of each crop
+    in its event, for training on crops; its weights are those of the whole-event model, in the
+    same order (get_weights/set_weights carry them over).
     """
     if isinstance(config, str):
         config = get_config(config)
-    inputs = keras.Input(shape=input_shape, name="images")
-    x = PixelPosition(name="pixel_position")(inputs) if config.pixel_position else inputs
+    images = keras.Input(shape=input_shape, name="images")
+    inputs = [images, keras.Input(shape=(2,), name="origin")] if crops else images
+    if config.pixel_position:
+        x = PixelPosition(name="pixel_position")(*(inputs if crops else [images]))
+    else:
+        x = images
     x = layers.Conv2D(config.first_filters, 3, padding="same", kernel_initializer="he_uniform",
                       kernel_regularizer=regularizers.L2(config.l2), name="first_conv")(x)
 

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from payload.errors import ModelFileError
-from payload.model import build_model, config_name_of, get_config
+from payload.model import INPUT_SHAPE, build_model, config_name_of, get_config
 from payload.precision import dtype_policy
 
 
@@ -32,8 +32,10 @@ def save_model(model: keras.Model, path: Path, *, class_weights: Optional[Sequen
     """
     path = Path(path)
     name = config_name_of(model)
+    # a model trained on crops (two inputs, any size) is saved as the whole-event network
+    shape = INPUT_SHAPE if isinstance(model.input, (list, tuple)) else tuple(model.input_shape[1:])
     with dtype_policy("float32"):
-        export = build_model(get_config(name), input_shape=tuple(model.input_shape[1:]))
+        export = build_model(get_config(name), input_shape=shape)
     export.set_weights(model.get_weights())
     if class_weights is not None:
         head = export.get_layer("logits")
@@ -57,13 +59,17 @@ def _read_keras_file(path: Path) -> keras.Model:
         return keras.saving.load_model(link, compile=False)
 
 
-def load_model(path: Path, config_name: str) -> keras.Model:
-    """The `config_name` network with the weights of model file `path`, built under the current
-    dtype policy. Raises ModelFileError when the file is missing, unreadable or of another config."""
+def load_model(path: Path, config_name: Optional[str] = None) -> keras.Model:
+    """The network of model file `path` with its weights, built under the current dtype policy.
+
+    A `.keras` file carries its own architecture: with `config_name` None the file's network is
+    used; a `config_name` given must be the file's (a job that names a network expects that one).
+    Raises ModelFileError when the file is missing, unreadable or of another config."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist", path=str(path))
-    config = get_config(config_name)  # refuses an unknown name before any file work
+    if config_name is not None:
+        get_config(config_name)  # refuses an unknown name before any file work
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"model file {path} is not a Keras model (.keras zip): truncated or the "
                              "wrong file", path=str(path))
@@ -72,13 +78,16 @@ def load_model(path: Path, config_name: str) -> keras.Model:
     except Exception as err:  # a damaged archive fails anywhere in Keras' deserialisation
         raise ModelFileError(f"model file {path} cannot be read: {err}", path=str(path)) from None
     saved_name = config_name_of(saved)
-    if saved_name != config_name:
+    if saved_name is None and config_name is None:
+        raise ModelFileError(f"model file {path} holds a foreign model ({saved.name!r}), not one of the "
+                             "payload's FC-DenseNets", path=str(path), mismatch=True)
+    if config_name is not None and saved_name != config_name:
         held = f"the {saved_name!r} network" if saved_name else f"a foreign model ({saved.name!r})"
         raise ModelFileError(f"model file {path} holds {held}, but the {config_name!r} network was "
                              f"requested: pass the model config it was trained with", path=str(path),
                              mismatch=True)
     if keras.mixed_precision.dtype_policy().name == "float32":
         return saved  # saved files are float32 already
-    model = build_model(config)  # under the caller's mixed-precision policy
+    model = build_model(get_config(saved_name))  # under the caller's mixed-precision policy
     model.set_weights(saved.get_weights())
     return model

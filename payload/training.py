@@ -38,6 +38,7 @@ from payload.events import iter_batches, inspect_inputs, selected_count
 from payload.losses import class_pixel_counts, make_loss, median_frequency_weights
 from payload.metrics import ConfusionMatrix, write_metrics_json
 
+DEFAULT_NETWORK = "small"
 REDUCE_LR_FACTOR = 0.5
 MIN_LEARNING_RATE = 1e-6
 SHUFFLE_WINDOW = 8            # batches whose events are mixed together
@@ -62,6 +63,23 @@ class RunState:
 
 # ---------------------------------------------------------------------------------------------
 # Event selection and batches
+
+
+def training_network(model_config: Optional[str], init_model: Optional[Path]) -> str:
+    """The network a run trains: the one asked for, else the one in the starting model file, else
+    `small`. (A config that contradicts the file is refused when the file is loaded.)"""
+    from payload.modelinfo import network_in_file
+
+    if model_config is not None:
+        return model_config
+    if init_model is not None:
+        held = network_in_file(init_model)
+        if held is None:
+            raise ModelFileError(f"model file {init_model} holds no network of this payload (missing, "
+                                 "not a .keras file, or a foreign model): pass a model saved by a "
+                                 "training job", path=str(init_model))
+        return held
+    return DEFAULT_NETWORK
 
 
 def split_events(total: int, config: TrainConfig) -> tuple[int, int]:
@@ -108,7 +126,35 @@ def shuffled(batches, batch_size: int, rng: np.random.Generator,
 def _training_batches(inputs, config: TrainConfig, n_train: int, epoch: int):
     batches = iter_batches(inputs, config.batch_size, skip_events=config.skip_events, max_events=n_train,
                            with_labels=True, prefetch=config.prefetch_batches)
-    return shuffled(batches, config.batch_size, np.random.default_rng([config.seed, epoch]))
+    batches = shuffled(batches, config.batch_size, np.random.default_rng([config.seed, epoch]))
+    if not config.crop_size:
+        return ((images, labels) for images, labels in batches)
+    return (_crop(images, labels, config, np.random.default_rng([config.seed, epoch, step]))
+            for step, (images, labels) in enumerate(batches))
+
+
+def _crop(images, labels, config: TrainConfig, rng: np.random.Generator):
+    """([crops, origins], crop labels): one crop per event, drawn by a generator of its own step,
+    so a resumed run draws the same crops."""
+    from payload.sampling import crop_origins, cut
+
+    origins = crop_origins(labels, config.crop_size, config.beam_fraction, rng)
+    return [cut(images, origins, config.crop_size), origins], cut(labels, origins, config.crop_size)
+
+
+def _learning_rate(config: TrainConfig, total_steps: int):
+    """The optimizer's learning rate: a number (reduced on plateaus) or the warm-up + cosine schedule
+    over the whole run, which lives in the optimizer's step counter and so resumes with it."""
+    import keras
+
+    if config.lr_schedule == "plateau":
+        return config.learning_rate
+    if config.lr_schedule != "cosine":
+        raise ValueError(f"unknown learning-rate schedule {config.lr_schedule!r}: plateau or cosine")
+    warmup = min(config.warmup_steps, max(total_steps - 1, 0))
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate / 20, max(total_steps - warmup, 1), alpha=0.02,
+        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
 
 
 def _validation_batches(inputs, config: TrainConfig, n_train: int, n_val: int):
@@ -235,14 +281,15 @@ def _end_epoch(state: RunState, logs: dict, config: TrainConfig, optimizer) -> N
     """Record the epoch, then reduce the learning rate on a plateau and decide on early stopping,
     both watching the validation loss (the training loss when there is no validation set)."""
     for key, value in logs.items():
-        state.history.setdefault(key, []).append(float(value))
+        state.history.setdefault(key, []).append(None if value is None else float(value))
     monitored = logs.get("val_loss", logs["loss"])
     if monitored < state.best:
         state.best, state.epochs_since_best, state.epochs_since_lr_change = monitored, 0, 0
     else:
         state.epochs_since_best += 1
         state.epochs_since_lr_change += 1
-    if config.reduce_lr_patience and state.epochs_since_lr_change >= config.reduce_lr_patience:
+    if (config.lr_schedule == "plateau" and config.reduce_lr_patience
+            and state.epochs_since_lr_change >= config.reduce_lr_patience):
         state.learning_rate = max(state.learning_rate * REDUCE_LR_FACTOR, MIN_LEARNING_RATE)
         optimizer.learning_rate = state.learning_rate
         state.epochs_since_lr_change = 0
@@ -287,7 +334,7 @@ def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
     inputs = list(inputs)
     counts = inspect_inputs(inputs, require_labels=True)
     n_train, n_val = split_events(sum(c.events for c in counts), config)
-    model_config = get_config(config.model_config)
+    model_config = get_config(training_network(config.model_config, init_model))
     checkpoint = latest_checkpoint(config.checkpoint_dir) if config.resume else None
     report = progress or (lambda _: None)
 
@@ -296,23 +343,31 @@ def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
     else:
         state = RunState(model_config.name, config.learning_rate, _class_weights(inputs, config, n_train, report))
 
+    crops = config.crop_size > 0
+    if crops and (plan.kind != "default" or not model_config.pixel_position):
+        raise ValueError("training on crops needs one device and a network with position channels "
+                         f"(not {model_config.name!r}): set crop_size=0")
+    steps = math.ceil(n_train / config.batch_size)
     with dtype_policy(config.precision):
         keras.utils.set_random_seed(config.seed)
         with distribute.scope(plan):
+            # on crops: the same weights behind an input that also takes each crop's origin
+            model = build_model(model_config, (None, None, 1), crops=True) if crops else build_model(model_config)
             if init_model is not None and checkpoint is None:
-                model = load_model(init_model, model_config.name)
-            else:
-                model = build_model(model_config)
+                model.set_weights(load_model(init_model, model_config.name).get_weights())
             loss_fn = make_loss(config.loss, state.class_weights)
-            model.compile(optimizer=keras.optimizers.Adam(state.learning_rate), loss=loss_fn)
+            learning_rate = _learning_rate(config, steps * config.epochs)
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_fn)
             model.optimizer.build(model.trainable_variables)
             resumed_from = None
             if checkpoint is not None:
                 restore_variables(checkpoint, model)
                 resumed_from = state.epoch
         train_step = distribute.train_step(model, plan)
-
-        steps = math.ceil(n_train / config.batch_size)
+        predict = distribute.predict_step(model, plan)
+        if crops:
+            def predict(images, _predict=predict):
+                return _predict([images, np.zeros((len(images), 2), np.int32)])
         last_checkpoint = time.monotonic()
 
         def checkpoint_now() -> None:
@@ -339,13 +394,14 @@ def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
                         and time.monotonic() - last_checkpoint >= config.checkpoint_every_s):
                     checkpoint_now()
             distribute.sync_batch_stats(model, plan)   # every worker validates the same weights
-            logs = {"loss": state.loss_sum / max(state.step, 1), "learning_rate": state.learning_rate}
+            logs = {"loss": state.loss_sum / max(state.step, 1),
+                    "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))}
             if n_val:
                 report(Progress(f"validation {state.epoch + 1}/{config.epochs}", 0, n_val))
                 logs.update(validate(model, loss_fn, _validation_batches(inputs, config, n_train, n_val),
-                                     should_stop, distribute.predict_step(model, plan), state.class_weights))
+                                     should_stop, predict, state.class_weights))
             _end_epoch(state, logs, config, model.optimizer)
-            report(Progress(stage, steps, steps, "steps", logs))
+            report(Progress(stage, steps, steps, "steps", {k: v for k, v in logs.items() if v is not None}))
             if config.checkpoint_dir is not None:
                 checkpoint_now()
 

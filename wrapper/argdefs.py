@@ -40,8 +40,9 @@ ARGS: tuple[ArgDef, ...] = (
            "job", metavar="FILE[,FILE...]"),
     ArgDef("modelFile", "model_file", STR, None, "trained model (.keras) for infer/evaluate, or the "
            "starting point of a training; any source inputEventsFile accepts", "job", metavar="URI"),
-    ArgDef("modelConfig", "model_config", STR, "small", "network size: tiny (tests), small (CPU), "
-           "paper (the 9.4 M parameter FC-DenseNet)", "job", choices=MODEL_CONFIGS),
+    ArgDef("modelConfig", "model_config", STR, None, "network size: tiny (tests), small (CPU), "
+           "paper (the 9.4 M parameter FC-DenseNet); default: the network saved in --modelFile, "
+           "else small; one that contradicts --modelFile is an error", "job", choices=MODEL_CONFIGS),
     ArgDef("maxEvents", "max_events", INT, -1, "process at most this many events (-1: all)", "job",
            minimum=-1),
     ArgDef("skipEvents", "skip_events", INT, 0, "skip this many events at the start of the inputs",

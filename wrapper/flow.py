@@ -166,6 +166,18 @@ def choose(job: JobContext) -> BuildChoice:
     return BuildChoice(platform, selection, batch_size, precision, gpus, share.threads)
 
 
+def network_of(model_config: Optional[str], model: Optional[Path]) -> Optional[str]:
+    """The network a job runs: the one named, else the model file's, else `small` for a training
+    from scratch. None when the file names none: loading it then reports what is wrong with it."""
+    from payload.modelinfo import network_in_file
+
+    if model_config is not None:
+        return model_config
+    if model is None:
+        return "small"
+    return network_in_file(model)
+
+
 def show_platform(spec: JobSpec, report: JobReport) -> None:
     """`--showPlatform`: print what this node is and which build a job would get."""
     from wrapper.platform import format_platform
@@ -234,20 +246,23 @@ def run_payload(job: JobContext, choice: BuildChoice, staged: tuple):
     step = report.step("payload")
     weights = build.weights_uri if spec.build_manifest else spec.model_file
     model = resolve_one(weights, job.options).local_path if weights else None
+    # A manifest's build names its own network; without one the build carries --modelConfig. With
+    # neither, the model file's own network runs (a contradiction is refused when the file loads).
+    network = network_of(build.model_config, model)
     training = spec.mode == "train"
     if training:
         resumed = checkpoints.resume_checkpoint(spec.checkpoint_prefix, report.workdir, job.options,
-                                                build.model_config, spec.resume)
+                                                network, spec.resume)
         if resumed:
             report.section("resume", resumed.to_report())
             log(f"resuming: {resumed.to_report()}")
-    sync = (checkpoints.start_sync(spec.checkpoint_prefix, report.workdir, job.options, build.model_config)
+    sync = (checkpoints.start_sync(spec.checkpoint_prefix, report.workdir, job.options, network)
             if training and job.cluster.is_chief else None)
     request = step_request(
         spec, inputs=tuple(s.reopen if s.reopen is not None else s.local_path for s in staged),
         model=model, outputs={name: job.outputs.temp_path(name) for name in job.outputs.lfns},
         lfns=job.outputs.lfns, build_name=build.name, precision=choice.precision,
-        batch_size=choice.batch_size, model_config=build.model_config,
+        batch_size=choice.batch_size, model_config=network,
         checkpoint_dir=checkpoints.local_dir(report.workdir),
         distribution=payload_distribution(spec, job.cluster, choice.gpus),
         report_checkpoints=sync is not None, device=choice.selection.device, workdir=report.workdir,

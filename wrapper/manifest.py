@@ -8,6 +8,7 @@ Manifest, schema_version 1:
      "builds": [{"name": "gpu-bf16", "weights_uri": "s3://bucket/model.keras" | null,
                  "precision": "float32" | "mixed_float16" | "mixed_bfloat16",
                  "batch_size": 8, "model_config": "paper", "description": "...",
+                 (model_config optional: without it, the network saved in the weights file)
                  "requires": {"device": "gpu" | "cpu" | "any",
                               "min_cc": "8.0", "max_cc": "8.9",      (inclusive; GPU builds)
                               "cpu_arch": ["x86_64"], "backend": ["tensorflow", "jax"],
@@ -72,7 +73,7 @@ class Build:
     weights_uri: Optional[str]
     precision: str
     batch_size: int
-    model_config: str
+    model_config: Optional[str]          # None: the network saved in the weights file
     requires: Requirements = Requirements()
     description: str = ""
 
@@ -184,8 +185,9 @@ def _build(data: Any, position: int, bad) -> Build:
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise bad(f"{where}: batch_size must be a positive integer, got {batch!r}")
     config = data.get("model_config")
-    if not isinstance(config, str) or not config:
-        raise bad(f"{where}: 'model_config' must be a non-empty string")
+    if config is not None and (not isinstance(config, str) or not config):
+        raise bad(f"{where}: 'model_config' must be a non-empty string, or absent for the network "
+                  "saved in the weights file")
     uri = data.get("weights_uri")
     if uri is not None and (not isinstance(uri, str) or not uri):
         raise bad(f"{where}: 'weights_uri' must be a non-empty string or null")
@@ -246,7 +248,7 @@ def _strings(value: Any, where: str, bad) -> Optional[tuple]:
     return tuple(value)
 
 
-def standard_builds(weights_uri: Optional[str], model_config: str, batch_size: int) -> tuple:
+def standard_builds(weights_uri: Optional[str], model_config: Optional[str], batch_size: int) -> tuple:
     """The usual builds of one set of weights, best first.
 
     gpu-fp32 comes after the tensor-core builds and takes any GPU, so it serves cc < 7.0 and
@@ -270,7 +272,7 @@ def standard_builds(weights_uri: Optional[str], model_config: str, batch_size: i
     )
 
 
-def default_manifest(model_file: Optional[str], model_config: str, batch_size: int) -> Manifest:
+def default_manifest(model_file: Optional[str], model_config: Optional[str], batch_size: int) -> Manifest:
     """The manifest used without --buildManifest: the standard builds, all on the same weights."""
     return Manifest(SCHEMA_VERSION, MODEL_NAME,
                     Path(model_file).name if model_file else "untrained",

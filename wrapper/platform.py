@@ -206,7 +206,7 @@ def format_platform(platform: Platform, selection=None) -> str:
         where = (f"GPU {', '.join(str(g.index) for g in selection.gpus)}" if selection.device == "gpu"
                  else "CPU")
         lines.append(f"Build: {build.name} on {where}: {build.precision}, batch {build.batch_size}, "
-                     f"config {build.model_config}")
+                     f"config {build.model_config or 'of the model file'}")
         lines += [f"  skipped {name}: {why}" for name, why in selection.skipped]
         lines += [f"  note: {note}" for note in selection.notes]
     return "\n".join(lines)

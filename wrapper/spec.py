@@ -21,7 +21,7 @@ class JobSpec:
     mode: Optional[str] = None
     input_events: tuple = ()
     model_file: Optional[str] = None
-    model_config: str = "small"
+    model_config: Optional[str] = None   # None: the network in the model file, else small
     max_events: int = -1
     skip_events: int = 0
     random_seed: int = 12345

@@ -1,4 +1,5 @@
 """Metrics against hand-computed cases; losses against formulas and Keras' own losses."""
+import json
 import math
 
 import keras
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 
 from payload import losses
-from payload.metrics import ConfusionMatrix, confusion_matrix, efficiency, iou, purity, segmentation_metrics
+from payload.metrics import (ConfusionMatrix, confusion_matrix, efficiency, iou, purity, segmentation_metrics,
+                             write_metrics_json)
 
 # 2 × 4 pixels: true and predicted classes (0 background, 1 beam, 2 cosmic)
 LABELS = np.array([[0, 0, 0, 1],
@@ -49,19 +51,35 @@ def test_per_class_metrics_by_hand():
     assert m["efficiency_background"] == pytest.approx(0.75)
 
 
-def test_a_class_absent_from_truth_and_prediction_counts_as_perfect():
+def test_a_class_absent_from_truth_and_prediction_is_undefined_not_perfect():
     labels = np.array([0, 0, 2, 2])
     predicted = np.array([0, 2, 2, 2])
     m = segmentation_metrics(confusion_matrix(labels, predicted))
-    assert m["iou_beam"] == 1.0 and m["efficiency_beam"] == 1.0 and m["purity_beam"] == 1.0
+    assert m["iou_beam"] is None and m["efficiency_beam"] is None and m["purity_beam"] is None
     assert m["iou_background"] == pytest.approx(1 / 2)
     assert m["iou_cosmic"] == pytest.approx(2 / 3)
+    assert m["mean_iou"] == pytest.approx((1 / 2 + 2 / 3) / 2)  # over the classes it is defined for
 
 
-def test_a_class_predicted_but_absent_has_zero_iou_and_purity():
+def test_a_class_never_predicted_has_null_purity_and_zero_iou():
+    m = segmentation_metrics(confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 0, 2, 2])))
+    assert m["purity_beam"] is None
+    assert m["efficiency_beam"] == 0.0 and m["iou_beam"] == 0.0
+    assert np.isnan(purity(confusion_matrix(np.array([1]), np.array([0]), 3))[1])
+
+
+def test_a_class_predicted_but_absent_has_zero_iou_and_purity_and_null_efficiency():
     m = segmentation_metrics(confusion_matrix(np.array([0, 0]), np.array([1, 0])))
     assert m["iou_beam"] == 0.0 and m["purity_beam"] == 0.0
-    assert m["efficiency_beam"] == 1.0  # nothing to find, nothing missed
+    assert m["efficiency_beam"] is None  # nothing to find: undefined
+
+
+def test_the_metrics_file_says_what_null_means(tmp_path):
+    m = segmentation_metrics(confusion_matrix(np.array([0, 1]), np.array([0, 0])))
+    path = write_metrics_json(tmp_path / "m.json", {"metrics": m})
+    document = json.loads(path.read_text())
+    assert document["metrics"]["purity_beam"] is None
+    assert "never predicted" in document["null_metrics"]
 
 
 def test_confusion_matrix_rejects_different_sizes():
@@ -115,10 +133,33 @@ def test_focal_down_weights_confident_pixels():
     assert ratio_confident < 1e-5 < ratio_unsure < 0.25
 
 
+def test_dice_cross_entropy_by_formula():
+    probs = np.exp(_np_log_softmax(LOGITS))
+    truth = np.eye(3)[TRUTH]
+    log_pt = np.take_along_axis(_np_log_softmax(LOGITS), TRUTH[..., None].astype(int), -1)[..., 0]
+    dice = [(2 * (probs[..., c] * truth[..., c]).sum() + 1) / (probs[..., c].sum() + truth[..., c].sum() + 1)
+            for c in (1, 2)]
+    expected = np.mean(-log_pt) + 1 - np.mean(dice)
+    assert _value(losses.make_loss("dice")) == pytest.approx(expected, rel=1e-5)
+
+
+def test_dice_term_rewards_finding_a_rare_class_that_cross_entropy_barely_sees():
+    truth = np.zeros((1, 10, 10), np.uint8)
+    truth[0, 0, :2] = 1   # 2 beam pixels of 100
+    missed = np.zeros((1, 10, 10, 3), np.float32)
+    missed[..., 0] = 3.0
+    found = missed.copy()
+    found[0, 0, :2] = [0.0, 3.0, 0.0]
+    dice, cce = losses.make_loss("dice"), losses.make_loss("cce")
+    dice_gain = _value(dice, truth, missed) - _value(dice, truth, found)
+    cce_gain = _value(cce, truth, missed) - _value(cce, truth, found)
+    assert dice_gain > 0.2 and dice_gain > 3 * cce_gain
+
+
 def test_losses_take_logits_of_any_sign_without_overflow():
     huge = np.array([[[[1e4, -1e4, 0.0]]]], np.float32)
     truth = np.array([[[1]]], np.uint8)
-    for name in ("cce", "focal"):
+    for name in ("cce", "focal", "dice"):
         value = _value(losses.make_loss(name), truth, huge)
         assert math.isfinite(value) and value > 1e3 * (0.25 if name == "focal" else 1)
 
@@ -146,6 +187,6 @@ def test_median_frequency_weights_give_unseen_classes_weight_one():
 
 def test_make_loss_rejects_unknown_names_and_missing_weights():
     with pytest.raises(ValueError, match="unknown loss"):
-        losses.make_loss("dice")
+        losses.make_loss("lovasz")
     with pytest.raises(ValueError, match="class weights"):
         losses.make_loss("weighted", None)

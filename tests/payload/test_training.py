@@ -184,3 +184,48 @@ def test_learning_rate_halves_on_a_plateau_and_early_stopping_ends_the_run():
     _end_epoch(state, {"loss": 1.0, "val_loss": 0.92}, config, optimizer)
     assert state.stopped_early and state.epoch == 5
     assert state.history["val_loss"] == [1.0, 0.9, 0.95, 0.93, 0.92]
+
+
+def test_crop_training_learns_saves_a_whole_event_network_and_resumes_exactly(events_file, tmp_path):
+    crops = replace(BASE, epochs=3, crop_size=64, loss="dice", lr_schedule="cosine", warmup_steps=3,
+                    checkpoint_dir=tmp_path / "straight")
+    straight = train([events_file], tmp_path / "straight.keras", crops)
+
+    assert straight.history["loss"][-1] < straight.history["loss"][0]
+    lr = straight.history["learning_rate"]
+    assert lr[0] > lr[-1] and lr[-1] < 1e-3   # the cosine decay, not a constant rate
+    model = load_model(tmp_path / "straight.keras")   # the file names its network
+    assert model.input_shape == (None, 320, 320, 1)
+
+    polls = iter(range(100))
+    config = replace(crops, checkpoint_dir=tmp_path / "resumed", checkpoint_every_s=0.0)
+    with pytest.raises(StopRequested):
+        train([events_file], tmp_path / "resumed.keras", config, should_stop=lambda: next(polls) == 8)
+    train([events_file], tmp_path / "resumed.keras", config)
+    for a, b in zip(_weights(tmp_path / "straight.keras"), _weights(tmp_path / "resumed.keras")):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-3)
+
+
+def test_crops_keep_their_absolute_place_in_the_event():
+    from payload.sampling import crop_origins, cut
+
+    labels = np.zeros((3, 320, 320), np.uint8)
+    labels[:, 170, 5:40] = 1
+    rng = np.random.default_rng(0)
+    origins = crop_origins(labels, 64, 1.0, rng)
+    assert ((origins >= 0) & (origins <= 320 - 64)).all()
+    crops = cut(labels, origins, 64)
+    assert crops.shape == (3, 64, 64) and (crops == 1).any(axis=(1, 2)).all()   # every crop holds beam
+    for crop, (r, c) in zip(crops, origins):
+        np.testing.assert_array_equal(crop, labels[0, r:r + 64, c:c + 64])
+    with pytest.raises(ValueError, match="crop size"):
+        crop_origins(labels, 400, 0.5, rng)
+
+
+def test_position_channels_of_a_crop_are_those_of_the_whole_event():
+    from payload.model import PixelPosition
+
+    image = np.random.default_rng(1).random((1, 320, 320, 1)).astype(np.float32)
+    whole = keras.ops.convert_to_numpy(PixelPosition()(image))
+    part = keras.ops.convert_to_numpy(PixelPosition()(image[:, 96:160, 32:96], np.array([[96, 32]])))
+    np.testing.assert_allclose(part, whole[:, 96:160, 32:96], atol=1e-6)

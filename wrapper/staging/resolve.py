@@ -5,6 +5,7 @@
 3. `s3://bucket/key` (a glob such as `s3://bucket/prefix/*.h5` expands to the matching keys);
 4. `https://…` / `http://…` (`davs://` / `dav://` are the same over WebDAV);
 5. a local path (globs expand).
+`reference:<name>` (e.g. `reference:small`) is a reference model installed with the package.
 A trailing `#ad:1a2b3c4d` on any of them is the expected adler32.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Callable, List, Mapping, Optional
 from urllib.parse import unquote, urlsplit
 
+from payload.modelinfo import is_reference, reference_model
 from wrapper.redact import redact
 from wrapper.staging.catalog import CatalogEntry, load_catalog
 from wrapper.staging.failures import input_error
@@ -63,6 +65,8 @@ class Planner:
         if not text:
             raise input_error("''", "uri", "bad-uri", "empty input name")
         workdir = self.options.workdir
+        if is_reference(text):
+            return [self._reference(text, shown, expected)]
         if "://" not in text and "/" not in text and is_lfn(text):
             if (workdir / text).exists():
                 return [Plan(shown, "staged", "staged", str(workdir / text), text, expected)]
@@ -70,6 +74,13 @@ class Planner:
             if entry is not None:
                 return [self._from_catalog(entry, expected)]
         return self._by_scheme(text, shown, expected, "")
+
+    def _reference(self, text: str, shown: str, expected: Expected) -> Plan:
+        try:
+            path = reference_model(text)
+        except ValueError as err:
+            raise input_error(shown, "reference", "not-found", str(err)) from None
+        return Plan(shown, "reference", "local", str(path), "", expected)
 
     def _from_catalog(self, entry: CatalogEntry, expected: Expected) -> Plan:
         expected = expected.merged(entry.expected)
