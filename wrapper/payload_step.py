@@ -47,7 +47,7 @@ class StepRequest:
 
 def step_request(spec: JobSpec, *, inputs: tuple, model: Optional[Path], outputs: Mapping[str, Path],
                  lfns: Mapping[str, str], build_name: str, precision: str, batch_size: int,
-                 model_config: str, checkpoint_dir: Path, distribution: Mapping,
+                 model_config: Optional[str], checkpoint_dir: Path, distribution: Mapping,
                  report_checkpoints: bool, device: str, workdir: Path,
                  threads: Optional[int] = None) -> StepRequest:
     """The request for this job's mode, from the spec and what the platform step chose."""
