@@ -41,5 +41,9 @@ class StopRequested(PayloadError):
     """The caller asked the running step to stop (through `should_stop`)."""
 
 
+class UnsupportedOptionError(PayloadError):
+    """A training option the network or the device layout cannot use (crops on `paper`, say)."""
+
+
 class CollectiveError(PayloadError):
     """Workers of a multi-worker training lost each other: one did not start, died or hangs."""

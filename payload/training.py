@@ -33,7 +33,8 @@ import numpy as np
 
 from payload.checkpoint_format import KEEP as KEEP_CHECKPOINTS, NAME_RE as CHECKPOINT_RE, checkpoint_name
 from payload.config import Progress, ProgressFn, Provenance, StepResult, StopFn, TrainConfig
-from payload.errors import ModelFileError, NoEventsError, StopRequested, TrainingDivergedError
+from payload.errors import (ModelFileError, NoEventsError, StopRequested, TrainingDivergedError,
+                            UnsupportedOptionError)
 from payload.events import iter_batches, inspect_inputs, selected_count
 from payload.losses import class_pixel_counts, make_loss, median_frequency_weights
 from payload.metrics import ConfusionMatrix, write_metrics_json
@@ -345,8 +346,8 @@ def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
 
     crops = config.crop_size > 0
     if crops and (plan.kind != "default" or not model_config.pixel_position):
-        raise ValueError("training on crops needs one device and a network with position channels "
-                         f"(not {model_config.name!r}): set crop_size=0")
+        raise UnsupportedOptionError("training on crops needs one device and a network with position "
+                                     f"channels (not {model_config.name!r}): train on whole events")
     steps = math.ceil(n_train / config.batch_size)
     with dtype_policy(config.precision):
         keras.utils.set_random_seed(config.seed)

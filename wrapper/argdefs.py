@@ -73,8 +73,20 @@ ARGS: tuple[ArgDef, ...] = (
     ArgDef("validationSplit", "validation_split", FLOAT, 0.1, "fraction of training events held out "
            "for validation", "training", minimum=0.0, maximum=0.9),
     ArgDef("loss", "loss", STR, "weighted", "cce: cross-entropy; weighted: class-weighted "
-           "cross-entropy (median-frequency weights from the data unless --classWeights); focal",
-           "training", choices=("cce", "weighted", "focal")),
+           "cross-entropy (median-frequency weights from the data unless --classWeights); focal; "
+           "dice: cross-entropy + soft Dice on beam and cosmic (the reference model's)",
+           "training", choices=("cce", "weighted", "focal", "dice")),
+    ArgDef("cropSize", "crop_size", INT, 0, "train on one crop of this many pixels a side per event, "
+           "--beamFraction of them centred on a beam pixel (0: whole events; the reference model: "
+           "128); needs a network with position channels (tiny, small) and one device",
+           "training", minimum=0, maximum=320),
+    ArgDef("beamFraction", "beam_fraction", FLOAT, 0.5, "with --cropSize: the share of crops "
+           "centred on a beam pixel", "training", minimum=0.0, maximum=1.0),
+    ArgDef("lrSchedule", "lr_schedule", STR, "plateau", "plateau: reduce the learning rate on a "
+           "validation plateau; cosine: linear warm-up (--warmupSteps), then cosine decay",
+           "training", choices=("plateau", "cosine")),
+    ArgDef("warmupSteps", "warmup_steps", INT, 0, "with --lrSchedule=cosine: steps of linear "
+           "warm-up", "training", minimum=0),
     ArgDef("classWeights", "class_weights", FLOATLIST, None, "three weights: background,beam,cosmic",
            "training", minimum=0.0, metavar="W,W,W"),
     ArgDef("earlyStopping", "early_stopping", INT, 0, "stop after this many epochs without "

@@ -57,6 +57,8 @@ def step_request(spec: JobSpec, *, inputs: tuple, model: Optional[Path], outputs
     if spec.mode == "train":
         config = TrainConfig(**common, epochs=spec.epochs, learning_rate=spec.learning_rate,
                              validation_split=spec.validation_split, loss=spec.loss,
+                             crop_size=spec.crop_size, beam_fraction=spec.beam_fraction,
+                             lr_schedule=spec.lr_schedule, warmup_steps=spec.warmup_steps,
                              class_weights=spec.class_weights,
                              early_stopping_patience=spec.early_stopping,
                              checkpoint_dir=checkpoint_dir, checkpoint_every_s=spec.checkpoint_interval,
@@ -115,6 +117,8 @@ def payload_errors() -> Iterator[None]:
         raise NoEventsError(str(err)) from None
     except perr.CollectiveError as err:
         raise ExecutionError(str(err)) from None
+    except perr.UnsupportedOptionError as err:
+        raise ExecutionError(f"{err} (the trf's option: drop --cropSize)") from None
     except perr.TrainingDivergedError as err:
         raise ExecutionError(f"{err} (the trf's options: --learningRate, --precision=float32)") from None
 

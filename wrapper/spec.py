@@ -36,6 +36,10 @@ class JobSpec:
     learning_rate: float = 1e-3
     validation_split: float = 0.1
     loss: str = "weighted"
+    crop_size: int = 0
+    beam_fraction: float = 0.5
+    lr_schedule: str = "plateau"
+    warmup_steps: int = 0
     class_weights: Optional[tuple] = None
     early_stopping: int = 0
     checkpoint_prefix: Optional[str] = None
@@ -158,6 +162,9 @@ def _validate(spec: JobSpec, given: Mapping[str, list]) -> None:
     if spec.class_weights is not None and len(spec.class_weights) != 3:
         raise ArgumentError(f"--classWeights needs 3 values (background,beam,cosmic), got "
                             f"{len(spec.class_weights)}")
+    if spec.crop_size and spec.model_config == "paper":
+        raise ArgumentError("--cropSize needs a network with position channels (tiny or small); "
+                            "the paper network trains on whole events: drop --cropSize")
     if spec.require_gpu and spec.device == "cpu":
         raise ArgumentError("--requireGPU contradicts --device=cpu; drop one of them")
     if spec.access_mode == "direct" and spec.mode == "train":

@@ -116,3 +116,33 @@ def test_a_manifest_build_may_leave_the_network_to_its_weights_file(tmp_path):
     path.write_text(json.dumps({"schema_version": 1, "model": "m", "model_version": "1", "builds": [entry]}))
     with pytest.raises(Exception, match="model_config"):
         load_manifest(path)
+
+
+def test_the_reference_recipe_trains_through_the_trf(one_event, tmp_path):
+    """--cropSize, --loss=dice and the cosine schedule reach the training: the model it writes is
+    the whole-event network, ready for inference on full events."""
+    code, report = trf(tmp_path / "job", "--mode=train", f"--inputEventsFile={one_event}",
+                       "--modelConfig=tiny", "--epochs=2", "--batchSize=1", "--validationSplit=0",
+                       "--cropSize=64", "--loss=dice", "--lrSchedule=cosine", "--warmupSteps=1",
+                       "--outputModelFile=model.keras")
+
+    assert code == 0, report
+    assert report["spec"]["cropSize"] == 64 and report["spec"]["loss"] == "dice"
+    assert network_in_file(tmp_path / "job" / "model.keras") == "tiny"
+    code, report = trf(tmp_path / "infer", "--mode=infer", f"--inputEventsFile={one_event}",
+                       f"--modelFile={tmp_path / 'job' / 'model.keras'}", "--outputPredFile=pred.h5")
+    assert code == 0, report
+    with h5py.File(tmp_path / "infer" / "pred.h5") as f:
+        assert f["scores"].shape == (1, 320, 320, 3)
+
+
+@pytest.mark.parametrize("how", [("--modelConfig=paper",), "paper-file"])
+def test_crops_on_the_paper_network_are_refused_with_the_fix(how, model_files, one_event, tmp_path):
+    network = (f"--modelFile={model_files['paper']}",) if how == "paper-file" else how
+    code, report = trf(tmp_path / "job", "--mode=train", f"--inputEventsFile={one_event}", *network,
+                       "--epochs=1", "--batchSize=1", "--validationSplit=0", "--cropSize=64",
+                       "--outputModelFile=model.keras")
+
+    assert code == (7 if how != "paper-file" else 65), report
+    assert "cropSize" in report["exitMsg"]
+    assert not (tmp_path / "job" / "model.keras").exists()
