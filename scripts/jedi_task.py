@@ -85,7 +85,7 @@ class TaskRequest:
     ram_mb: Optional[int] = None
     max_attempt: int = 5
     priority: int = 1000
-    model_config: str = "paper"
+    model_config: Optional[str] = None     # None: the model file's network (train from scratch: small)
     prediction_format: str = "scores"
     epochs: int = 10
     batch_size: Optional[int] = None
@@ -163,8 +163,9 @@ def build_task_params(request: TaskRequest) -> dict:
     items = [{"type": "constant", "value": f"--mode={request.mode}"},
              {"type": "constant", "value": f"--containerImage {request.image}"},
              {"type": "template", "param_type": "input", "value": "--inputEventsFile=${IN/L}",
-              "dataset": request.dataset, "expand": True, "exclude": LOG_EXCLUDE},
-             {"type": "constant", "value": f"--modelConfig={request.model_config}"}]
+              "dataset": request.dataset, "expand": True, "exclude": LOG_EXCLUDE}]
+    if request.model_config:
+        items.append({"type": "constant", "value": f"--modelConfig={request.model_config}"})
     if request.build_manifest:
         items.append({"type": "constant", "value": f"--buildManifest={request.build_manifest}"})
     if request.mode == "infer":
@@ -403,7 +404,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ram-mb", type=int, help="memory per core in MB")
     p.add_argument("--max-attempt", type=int, default=5, help="attempts per job (retries resume training)")
     p.add_argument("--priority", type=int, default=1000)
-    p.add_argument("--model-config", default="paper", choices=("tiny", "small", "paper"))
+    p.add_argument("--model-config", choices=("tiny", "small", "paper"),
+                   help="the network (default: the one saved in --model-file; a training from "
+                        "scratch: small)")
     p.add_argument("--prediction-format", default="scores", choices=("scores", "classes"))
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int)
