@@ -34,7 +34,7 @@ def local_gpus(spec, selection) -> int:
 
 
 def payload_distribution(spec, cluster: ClusterSpec, gpus: int) -> dict:
-    """The RunConfig fields (`gpus`, `cluster`, `collective_timeout_s`) for this job's payload."""
+    """The StepConfig fields (`gpus`, `cluster`, `collective_timeout_s`) for this job's payload."""
     return {"gpus": gpus, "cluster": (cluster.tf_config() or None) if spec.mode == "train" else None,
             "collective_timeout_s": spec.worker_timeout}
 

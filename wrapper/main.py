@@ -59,7 +59,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except TrfError as err:
             report.fail(err)
             if spec is not None and spec.debug or "--debug" in argv:
-                traceback.print_exc()
+                # into the log: stderr keeps the one-line error the pilot shows (and scans)
+                traceback.print_exc(file=sys.stdout)
         except Exception as err:  # a bug: say so, keep the traceback in the log, still report
             traceback.print_exc()
             report.fail(TrfError(f"unexpected {type(err).__name__}: {redact(str(err))[:200]}; "
