@@ -74,7 +74,7 @@ def test_debug_tracebacks_carry_no_secret(trf, inputs, s3, scenario):
               env={**s3.env, "AWS_SECRET_ACCESS_KEY": scenario.secrets.wrong_secret})
 
     expect_failure(run, 9, cause="permission", mentions=("HTTP 403",))
-    assert "Traceback (most recent call last)" in run.stderr      # --debug did print it
+    assert "Traceback (most recent call last)" in run.stdout      # --debug did print it, in the log
 
 
 def test_outputs_uploaded_with_the_suites_keys_are_reported_by_url(trf, inputs, s3, scenario):
