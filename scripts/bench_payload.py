@@ -17,7 +17,7 @@ neither), then the two alternate, who goes first alternating too, --repeat times
 baseline / ours of the medians (>= 1 means as fast as bare Keras), with min/max of each side.
 Goals: (a) >= 0.90, (b) >= 0.95, (c) <= 1.5.
 
-    python scripts/bench_payload.py --json payload.json         # tiny network, ~3 min on 2 cores
+    python scripts/bench_payload.py --json payload.json   # tiny network; 14 min on 2 cores at load 10
     python scripts/bench_payload.py --config small --repeat 5   # the bigger network, slower
 """
 from __future__ import annotations
