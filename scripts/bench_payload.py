@@ -17,7 +17,7 @@ neither), then the two alternate, who goes first alternating too, --repeat times
 baseline / ours of the medians (>= 1 means as fast as bare Keras), with min/max of each side.
 Goals: (a) >= 0.90, (b) >= 0.95, (c) <= 1.5.
 
-    python scripts/bench_payload.py --json payload.json         # tiny network, ~3 min on 2 cores
+    python scripts/bench_payload.py --json payload.json   # tiny network; 14 min on 2 cores at load 10
     python scripts/bench_payload.py --config small --repeat 5   # the bigger network, slower
 """
 from __future__ import annotations
@@ -46,14 +46,14 @@ def _simulate(path: Path, n_events: int, seed: int) -> Path:
     return simulate_events(n_events, seed, path=path)
 
 
-def trf_job(work: Path, argv: List[str]) -> Callable[[], float]:
+def trf_job(work: Path, name: str, argv: List[str]) -> Callable[[], float]:
     """Seconds of one whole trf job (`wrapper.main.main(argv)`) in a fresh job directory."""
     from wrapper.main import main as trf_main
 
     counter = iter(range(1 << 30))
 
     def run() -> float:
-        jobdir = work / f"job{next(counter)}"
+        jobdir = work / f"{name}-job{next(counter)}"
         jobdir.mkdir()
         here = os.getcwd()
         os.chdir(jobdir)
@@ -84,6 +84,8 @@ def interleaved(repeat: int, bare: Callable[[], float], ours: Callable[[], float
         order = ("bare", "ours") if run % 2 == 0 else ("ours", "bare")
         for side in order:
             times[side].append(bare() if side == "bare" else ours())
+        print(f"  run {run + 1}/{repeat}: bare {times['bare'][-1]:.2f} s, trf {times['ours'][-1]:.2f} s",
+              file=sys.stderr, flush=True)
     result = {f"{side}_{stat}_s": round(fn(values), 3) for side, values in times.items()
               for stat, fn in (("median", statistics.median), ("min", min), ("max", max))}
     result.update(runs=repeat, ratio=round(statistics.median(times["bare"]) / statistics.median(times["ours"]), 3),
@@ -107,7 +109,7 @@ def bench_inference(work: Path, config_name: str, n_events: int, batch: int, rep
     def bare() -> float:
         return _timed(lambda: load_model(model_path, config_name).predict(images, batch_size=batch, verbose=0))
 
-    ours = trf_job(work, ["--mode=infer", f"--inputEventsFile={events}", f"--modelFile={model_path}",
+    ours = trf_job(work, "infer", ["--mode=infer", f"--inputEventsFile={events}", f"--modelFile={model_path}",
                           f"--modelConfig={config_name}", f"--batchSize={batch}", "--precision=float32",
                           "--outputPredFile=pred.h5"])
     bare()
@@ -139,7 +141,7 @@ def bench_training(work: Path, config_name: str, n_events: int, batch: int, epoc
     warm = {str(jit): bare_fit(jit) for jit in ("auto", False)}
     fastest = min(warm, key=warm.get)
     jit_compile = False if fastest == "False" else "auto"
-    ours = trf_job(work, ["--mode=train", f"--inputEventsFile={events}", f"--modelConfig={config_name}",
+    ours = trf_job(work, "train", ["--mode=train", f"--inputEventsFile={events}", f"--modelConfig={config_name}",
                           f"--batchSize={batch}", f"--epochs={epochs}", "--validationSplit=0", "--loss=cce",
                           "--learningRate=0.001", "--precision=float32", "--outputModelFile=trained.keras"])
     ours()
@@ -186,8 +188,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="tiny", help="network config (tiny, small, paper)")
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--infer-events", type=int, default=96)
-    parser.add_argument("--train-events", type=int, default=48)
+    parser.add_argument("--infer-events", type=int, default=64)
+    parser.add_argument("--train-events", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per side (medians)")
     parser.add_argument("--memory-config", default="tiny", help="network for the memory test")

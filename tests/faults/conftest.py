@@ -5,15 +5,17 @@ runs) in a fresh job directory, with recognisable credentials in its environment
 real ones of the suite's SeaweedFS), BEARER_TOKEN, BEARER_TOKEN_FILE and X509_USER_PROXY. The
 `scenario` fixture records every run and, after the test, checks what must hold whatever failed:
 
-- the exit code is one the pilot reads as meant, no traceback reached the log, and the two
-  reports agree with the exit code (when the job directory could hold them);
+- the exit code is one the pilot reads as meant, no traceback reached the log, jobReport.json
+  exists (unless SIGKILL or a scenario's `without_report`) and the two reports agree with the exit code;
 - no file sits under a final output name after a failure, no partial file (`*.part`, `.tmp.*`)
-  is left, and every input (local files, S3 objects) has the checksum it had before;
+  is left, and every input (local files, S3 objects) has the checksum it had before; after a
+  failed upload, no multipart upload is open and no object is left under its S3 prefix;
 - no secret value appears in stdout, stderr, any file of the job directory, or any exception
   text the scenario handed over.
 
 Those checks feed the ledger behind the summary (`scenarios run, passed; files lost; secrets
-leaked`), so the figures are counted from what was verified, not written down. The machinery
+leaked`), so the figures are counted from what was verified, not written down. A test that injects
+no fault calls `scenario.control()`: same checks, counted apart from the fault scenarios. The machinery
 itself (runner, checks, ledger) lives in `tests/faults/harness.py`.
 """
 from __future__ import annotations

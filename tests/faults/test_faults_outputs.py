@@ -21,11 +21,12 @@ def test_disk_full_while_writing_predictions(trf, inputs, tmpfs):
     assert sorted(p.name for p in jobdir.iterdir()) == ["jobReport.json", "payload_error_report.json"]
 
 
-def test_disk_full_while_training_keeps_the_reason(trf, inputs, tmpfs):
+def test_disk_full_while_training_keeps_the_reason(trf, inputs, tmpfs, scenario):
     # Two checkpoints of the tiny network fill 300 KiB; what is left is too little for the job
     # report, but payload_error_report.json (written first, a few hundred bytes) still carries
     # the reason to the pilot.
     jobdir = tmpfs("300k")
+    scenario.without_report("the job directory is full: only payload_error_report.json may fit")
 
     run = trf("--mode=train", "--modelConfig=tiny", f"--inputEventsFile={inputs.events}", "--epochs=3",
               "--batchSize=2", "--outputModelFile=trained.keras", jobdir=jobdir)

@@ -160,3 +160,36 @@ def test_the_scenario_checks_can_fail(secrets, tmp_path):
     assert len(ledger.files_lost) == 2 and len(ledger.partial_left) == 1
     assert any("traceback" in p for p in problems) and ledger.texts_scanned >= 4
     assert Path(jobdir / "pred.h5").exists()
+
+
+def test_the_strict_checks_can_fail(secrets, s3, tmp_path):
+    # On a private ledger: a failed run without jobReport.json, a multipart upload left open and an
+    # object left under a failed job's --outputPrefix (on the real SeaweedFS), and a pilot log
+    # tarball carrying a secret must each be found and counted.
+    import tarfile
+
+    from tests.faults.harness import scan_pilot_run
+
+    jobdir = tmp_path / "job"
+    jobdir.mkdir()
+    s3.client.create_multipart_upload(Bucket=s3.bucket, Key="out/pred.h5")
+    s3.put("out/metrics.json", b"{}")
+    pilot = tmp_path / "pilot-run"
+    (pilot / "logs").mkdir(parents=True)
+    (pilot / "pilot.stdout").write_text(f"export X509_USER_PROXY={secrets.proxy};\n")
+    member = tmp_path / "pilotlog.txt"
+    member.write_text(f"token {secrets.bearer}\n")
+    with tarfile.open(pilot / "logs" / "job.log.tgz", "w:gz") as tar:
+        tar.add(member, arcname="pilotlog.txt")
+    ledger = Ledger()
+    strict = Scenario("strict", secrets, ledger)
+    strict.s3_upload_target(s3.client, s3.bucket, "out/")
+    strict.record(TrfRun(("--outputPredFile=pred.h5",), jobdir, 9, "", "", None, None))
+    assert scan_pilot_run(strict, pilot) == 3
+
+    problems = strict.verify()
+
+    assert any("jobReport.json missing" in p for p in problems)
+    assert len(ledger.partial_left) == 2 and ledger.uploads_checked == 1
+    assert ledger.leaks == ["BEARER_TOKEN in strict: logs/job.log.tgz:pilotlog.txt"]
+    assert ledger.exempt_seen == ["X509_USER_PROXY in strict: pilot.stdout"]
