@@ -162,9 +162,13 @@ def _validate(spec: JobSpec, given: Mapping[str, list]) -> None:
     if spec.class_weights is not None and len(spec.class_weights) != 3:
         raise ArgumentError(f"--classWeights needs 3 values (background,beam,cosmic), got "
                             f"{len(spec.class_weights)}")
-    if spec.crop_size and spec.model_config == "paper":
-        raise ArgumentError("--cropSize needs a network with position channels (tiny or small); "
-                            "the paper network trains on whole events: drop --cropSize")
+    if spec.mode == "train" and spec.crop_size:
+        if spec.model_config == "paper":
+            raise ArgumentError("--cropSize needs a network with position channels (tiny or small); "
+                                "the paper network trains on whole events: drop --cropSize")
+        if spec.crop_size % 16:
+            raise ArgumentError(f"--cropSize={spec.crop_size} must be a multiple of 16: the small "
+                                "network halves a crop four times (the reference model: 128)")
     if spec.require_gpu and spec.device == "cpu":
         raise ArgumentError("--requireGPU contradicts --device=cpu; drop one of them")
     if spec.access_mode == "direct" and spec.mode == "train":

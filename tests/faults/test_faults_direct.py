@@ -10,7 +10,7 @@ import numpy as np
 
 from tests.faults.harness import expect_failure, size_of
 from tests.faults.throttle import Throttle
-from tests.staging import seaweed
+from tests.support import seaweed
 
 MiB = 1 << 20
 INFER = ("--mode=infer", "--modelConfig=tiny", "--outputPredFile=pred.h5", "--accessMode=direct")

@@ -8,7 +8,7 @@ no object either (a failed job publishes nothing).
 from __future__ import annotations
 
 from tests.faults.harness import expect_failure
-from tests.staging import seaweed
+from tests.support import seaweed
 
 
 def test_upload_refused_by_the_store_leaves_nothing_on_s3(trf, inputs, s3, scenario, jobdir):
