@@ -116,10 +116,20 @@ def test_help_and_show_platform_need_nothing_else():
     (["--requireGPU", "--device=cpu"], "--requireGPU"),
     (["--classWeights=1,2"], "3 values"),
     (["--classWeights=1,2,3,4"], "3 values"),
+    (["--cropSize=128", "--modelConfig=paper"], "position channels"),
+    (["--cropSize=100"], "multiple of 16"),
 ])
 def test_contradictions_and_malformed_values_are_exit_7(words, needle):
     assert code_of([*BASE["train"], *words]) == ec.ARG_ERROR
     assert needle in message_of([*BASE["train"], *words])
+
+
+def test_crop_training_options_reach_the_spec_and_mean_nothing_elsewhere():
+    spec = parse_job_args([*BASE["train"], "--cropSize=128", "--loss=dice", "--lrSchedule=cosine",
+                           "--warmupSteps=100", "--beamFraction=0.25"])
+    assert (spec.crop_size, spec.loss, spec.lr_schedule, spec.warmup_steps, spec.beam_fraction) == (
+        128, "dice", "cosine", 100, 0.25)
+    assert parse_job_args([*BASE["infer"], "--cropSize=100", "--modelConfig=paper"]).crop_size == 100
 
 
 def test_direct_access_is_not_for_training():
