@@ -25,7 +25,6 @@ import shlex
 import sys
 import tempfile
 import time
-import zlib
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,16 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from wrapper.staging.verify import adler32_of  # noqa: E402 - after the path set-up above
+
 DEFAULT_OUT = ROOT / "payload" / "models" / "reference-small.keras"
-
-
-def adler32(path: Path) -> str:
-    """The file's adler32 as 8 hex digits, as Rucio and the pilot write it."""
-    value = 1
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            value = zlib.adler32(block, value)
-    return f"{value & 0xFFFFFFFF:08x}"
 
 
 def environment() -> dict:
@@ -114,7 +106,7 @@ def train_reference(args) -> dict:
     card = {
         "model": args.out.name,
         "network": args.config,
-        "adler32": adler32(args.out),
+        "adler32": adler32_of(args.out),
         "size_bytes": args.out.stat().st_size,
         "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
                    if k not in ("checkpoint_dir", "cluster", "gpus", "collective_timeout_s", "prefetch_batches")},
