@@ -103,6 +103,42 @@ def _keras_version() -> Optional[str]:
         return None
 
 
+# Distributions whose presence makes a backend able to use a GPU (besides its own package).
+_CUDA_PLUGINS = {"jax": ("jax-cuda11-plugin", "jax-cuda12-plugin", "jax-cuda13-plugin")}
+
+
+def cpu_only_framework(backend: Optional[str] = None) -> Optional[FrameworkInfo]:
+    """The backend's FrameworkInfo from its package metadata alone, when the installed build cannot
+    use a GPU (tensorflow-cpu, a `+cpu` torch, jax without a CUDA plugin); else None.
+
+    Importing the framework costs seconds; on a node without GPUs it could tell nothing more.
+    """
+    backend = backend or keras_backend()
+
+    def version_of(name: str) -> Optional[str]:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    if backend == "tensorflow":
+        version = version_of("tensorflow-cpu")
+    elif backend == "torch":
+        version = version_of("torch")
+        version = version if version and version.endswith("+cpu") else None
+    elif backend == "jax":
+        version = version_of("jax")
+        if any(version_of(plugin) for plugin in _CUDA_PLUGINS["jax"]):
+            version = None
+    else:
+        version = None
+    if version is None:
+        return None
+    return FrameworkInfo(name=backend, version=version, backend=backend, cuda_build=False,
+                         cuda_version=None, devices=("cpu (from package metadata)",),
+                         keras_version=_keras_version())
+
+
 def _probe_tensorflow() -> FrameworkInfo:
     import tensorflow as tf
 

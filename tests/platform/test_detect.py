@@ -376,3 +376,41 @@ def test_dry_detection_imports_no_framework():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).resolve().parents[2])
     assert done.stdout.strip() == "[]"
+
+
+def test_a_cpu_node_with_a_cpu_only_framework_needs_no_probe_process(no_smi, nvml_absent, monkeypatch):
+    """tensorflow-cpu here, no GPU seen: the framework's facts come from its package metadata."""
+    from importlib import metadata
+
+    from wrapper import platform_probe
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError(f"a probe process was started: {args[0]!r}")
+
+    monkeypatch.setattr(platform_probe.subprocess, "run", no_probe)
+    platform = platform_probe.detect_platform_apart()
+    assert platform.source == "none" and platform.gpus == ()
+    assert platform.framework.version == metadata.version("tensorflow-cpu")
+    assert platform.framework.cuda_build is False and platform.framework.keras_version
+
+
+def test_a_node_with_a_gpu_is_probed_in_another_process(fake_smi, nvml_absent, monkeypatch):
+    """A GPU seen by nvidia-smi (the captured H200): only importing the framework says whether it
+    can use it, and that happens in a process of its own."""
+    from wrapper import platform_probe
+
+    started = []
+    real_run = subprocess.run
+
+    def recording_run(command, *args, **kwargs):
+        started.append(command)
+        return real_run(command, *args, **kwargs)
+
+    fake_smi("h200_driver580")
+    monkeypatch.setattr(platform_probe.subprocess, "run", recording_run)
+    platform = platform_probe.detect_platform_apart()
+    probes = [command for command in started if command[0] == sys.executable]   # not nvidia-smi
+    assert len(probes) == 1 and "probe_framework=True" in probes[0][-1]
+    assert [g.name for g in platform.gpus] == ["NVIDIA H200"]
+    assert platform.framework.name == "tensorflow" and platform.framework.cuda_build is False
+    assert platform.unusable and "CUDA" in platform.unusable[0][1]
