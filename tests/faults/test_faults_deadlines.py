@@ -2,7 +2,7 @@
 
 Each ends with exit 67 (TRF_EXEC_TIMEOUT), both reports, nothing under a final output name and no
 partial file; the scenario checks of the suite apply as everywhere. The staging case reads a real
-S3 object through a bandwidth-limited relay (tests/faults/throttle.py), so the transfer is surely
+S3 object through a bandwidth-limited relay (tests/support/relay.py), so the transfer is surely
 under way when the deadline passes.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import os
 
 from tests.faults.harness import expect_failure, size_of
-from tests.faults.throttle import Throttle
+from tests.support.relay import Relay
 
 MiB = 1 << 20
 
@@ -26,7 +26,7 @@ def _timed_out(run, step: str) -> dict:
 def test_time_limit_while_staging_stops_the_transfer(trf, inputs, s3, jobdir):
     uri = s3.put("slow/big.h5", os.urandom(64 * MiB))
     host, port = s3.server.endpoint.rsplit("/", 1)[-1].split(":")
-    relay = Throttle((host, int(port)), rate=MiB // 2)     # 4 parts at once: 64 MiB take 32 s or more
+    relay = Relay((host, int(port)), rate=MiB // 2)     # 4 parts at once: 64 MiB take 32 s or more
     try:
         running = trf.start("--mode=infer", "--modelConfig=tiny", f"--inputEventsFile={uri}",
                             f"--modelFile={inputs.model}", "--outputPredFile=pred.h5", "--timeLimit=8",

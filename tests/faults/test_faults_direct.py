@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from tests.faults.harness import expect_failure, size_of
-from tests.faults.throttle import Throttle
+from tests.support.relay import Relay
 from tests.support import seaweed
 
 MiB = 1 << 20
@@ -45,7 +45,7 @@ def _incompressible_events(path, events: int):
 def test_s3_server_dies_while_direct_access_reads(trf, inputs, tmp_path, secrets, jobdir):
     private = seaweed.start(tmp_path / "doomed", access_key=secrets.access_key, secret_key=secrets.secret_key)
     host, port = private.endpoint.rsplit("/", 1)[-1].split(":")
-    relay = Throttle((host, int(port)), rate=MiB)
+    relay = Relay((host, int(port)), rate=MiB)
     stopped = False
     try:
         client = private.client()

@@ -1,9 +1,9 @@
-"""A bandwidth-limited TCP relay on loopback, for transfers that must still be under way when a fault hits.
+"""A TCP relay on loopback between a client and a real server (SeaweedFS), counting what crosses it
+and, with a `rate`, slowing it down: transfers that must still be under way when a fault hits, and
+proof of how many bytes a job really fetched, whatever the job itself reports.
 
-The relay forwards bytes both ways between a client and a real server (SeaweedFS), unchanged (an
-S3 signature covers the Host header the client sent, which is the relay's, so signing still holds),
-but sends at most `rate` bytes per second each way on each connection. It runs in threads of the test
-process and is stopped by `close()`.
+Bytes go both ways unchanged (an S3 signature covers the Host header the client sent, which is the
+relay's, so signing still holds). It runs in threads of the test process and is stopped by `close()`.
 """
 from __future__ import annotations
 
@@ -15,18 +15,23 @@ from typing import Optional
 CHUNK = 64 << 10
 
 
-class Throttle:
-    """Listen on 127.0.0.1:<port>; relay to `upstream` (host, port), `rate` bytes/s each way."""
+class Relay:
+    """Listen on 127.0.0.1:<port>; relay to `upstream` (host, port), at most `rate` bytes/s each way
+    on each connection (None: as fast as it goes). `connections`, `to_server` and `to_client` count
+    what crossed."""
 
-    def __init__(self, upstream: tuple, rate: int):
+    def __init__(self, upstream: tuple, rate: Optional[int] = None):
         self.upstream = upstream
         self.rate = rate
+        self.connections = 0
+        self.to_server = 0
+        self.to_client = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._closed = threading.Event()
         self._sockets: list = []
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, name="throttle-accept", daemon=True).start()
+        threading.Thread(target=self._accept, name="relay-accept", daemon=True).start()
 
     @property
     def endpoint(self) -> str:
@@ -45,10 +50,12 @@ class Throttle:
                 continue
             with self._lock:
                 self._sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server, self.rate), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, self.rate), daemon=True).start()
+                self.connections += 1
+            threading.Thread(target=self._pump, args=(client, server, "to_server"), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, "to_client"), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, rate: Optional[int]) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, counter: str) -> None:
+        rate = self.rate
         started, sent = time.monotonic(), 0
         try:
             while True:
@@ -57,6 +64,8 @@ class Throttle:
                     break
                 sink.sendall(data)
                 sent += len(data)
+                with self._lock:
+                    setattr(self, counter, getattr(self, counter) + len(data))
                 if rate:
                     ahead = sent / rate - (time.monotonic() - started)
                     if ahead > 0:
