@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from payload.modelinfo import network_in_file, reference_model, reference_names
+from payload.modelinfo import network_in_file, reference_card, reference_model, reference_names
 from payload.simulate import simulate_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +75,17 @@ def test_reference_small_evaluates_through_the_cli_and_finds_the_beam(tmp_path):
     metrics = json.loads((tmp_path / "job" / "m.json").read_text())
     assert metrics["network"] == "small"
     assert metrics["metrics"]["iou_beam"] > 0.3 and metrics["metrics"]["iou_cosmic"] > 0.6
+
+
+def test_each_packaged_reference_model_is_the_file_its_card_describes():
+    from wrapper.staging.verify import adler32_of
+
+    for name in reference_names():
+        card, path = reference_card(f"reference:{name}"), reference_model(f"reference:{name}")
+        assert (card["adler32"], card["size_bytes"]) == (adler32_of(path), path.stat().st_size), name
+        assert card["network"] == network_in_file(path)
+        holdout = card["holdout"]["metrics"]
+        assert holdout["iou_beam"] >= 0.70 and holdout["mean_iou"] >= 0.85, name
 
 
 def test_an_unknown_reference_model_is_an_input_error_naming_the_known_ones(one_event, tmp_path):
