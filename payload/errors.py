@@ -10,10 +10,11 @@ class EventFileError(PayloadError):
     """An event file is missing, corrupt, truncated or does not follow the schema (see
     docs/design.md, 'File formats')."""
 
-    def __init__(self, message: str, *, path: str = "", event: int | None = None):
+    def __init__(self, message: str, *, path: str = "", event: int | None = None, removed: bool = False):
         super().__init__(message)
         self.path = path
         self.event = event
+        self.removed = removed  # the file was read earlier in this run and is gone now
 
 
 class NoEventsError(PayloadError):

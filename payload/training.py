@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
@@ -33,9 +34,9 @@ import numpy as np
 
 from payload.checkpoint_format import KEEP as KEEP_CHECKPOINTS, NAME_RE as CHECKPOINT_RE, checkpoint_name
 from payload.config import Progress, ProgressFn, Provenance, StepResult, StopFn, TrainConfig
-from payload.errors import (ModelFileError, NoEventsError, StopRequested, TrainingDivergedError,
+from payload.errors import (EventFileError, ModelFileError, NoEventsError, StopRequested, TrainingDivergedError,
                             UnsupportedOptionError)
-from payload.events import iter_batches, inspect_inputs, selected_count
+from payload.events import iter_batches, inspect_inputs, selected_count, source_name
 from payload.losses import class_pixel_counts, make_loss, median_frequency_weights
 from payload.metrics import ConfusionMatrix, write_metrics_json
 
@@ -251,6 +252,22 @@ def restore_variables(path: Path, model) -> None:
 # One epoch
 
 
+@contextmanager
+def _inputs_read_again(inputs) -> Iterator[None]:
+    """Each epoch reads the inputs again: a file that has gone since they were checked at the start
+    was removed while the run went on, not misnamed or never staged. Say so (a workflow manager that
+    aborts a job may clean its directory before the job has seen the signal)."""
+    try:
+        yield
+    except EventFileError as err:
+        gone = [source_name(s) for s in inputs if isinstance(s, (str, os.PathLike)) and not os.path.exists(s)]
+        if not gone:
+            raise
+        raise EventFileError(f"{', '.join(gone)}: removed while the job ran (read at its start, gone now); "
+                             "another process deleted it, e.g. one cleaning up after a stop signal",
+                             path=gone[0], removed=True) from None
+
+
 def _check_stop(should_stop: Optional[StopFn], where: str) -> None:
     if should_stop is not None and should_stop():
         raise StopRequested(f"stop requested during {where}")
@@ -378,33 +395,34 @@ def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
             if on_checkpoint is not None:
                 on_checkpoint(path)
 
-        while state.epoch < config.epochs and not state.stopped_early:
-            stage = f"train epoch {state.epoch + 1}/{config.epochs}"
-            for step, (images, labels) in enumerate(_training_batches(inputs, config, n_train, state.epoch)):
-                if step < state.step:
-                    continue  # trained before the checkpoint this run resumed from
-                _check_stop(should_stop, stage)
-                loss = train_step(images, labels)
-                if not math.isfinite(loss):
-                    raise TrainingDivergedError(
-                        f"the training loss became {loss} at epoch {state.epoch + 1}, step {step + 1} of "
-                        f"{steps}: lower the learning rate, use float32 or check the inputs")
-                state.step, state.loss_sum = step + 1, state.loss_sum + loss
-                report(Progress(stage, state.step, steps, "steps", {"loss": state.loss_sum / state.step}))
-                if (config.checkpoint_dir is not None and state.step < steps
-                        and time.monotonic() - last_checkpoint >= config.checkpoint_every_s):
+        with _inputs_read_again(inputs):
+            while state.epoch < config.epochs and not state.stopped_early:
+                stage = f"train epoch {state.epoch + 1}/{config.epochs}"
+                for step, (images, labels) in enumerate(_training_batches(inputs, config, n_train, state.epoch)):
+                    if step < state.step:
+                        continue  # trained before the checkpoint this run resumed from
+                    _check_stop(should_stop, stage)
+                    loss = train_step(images, labels)
+                    if not math.isfinite(loss):
+                        raise TrainingDivergedError(
+                            f"the training loss became {loss} at epoch {state.epoch + 1}, step {step + 1} of "
+                            f"{steps}: lower the learning rate, use float32 or check the inputs")
+                    state.step, state.loss_sum = step + 1, state.loss_sum + loss
+                    report(Progress(stage, state.step, steps, "steps", {"loss": state.loss_sum / state.step}))
+                    if (config.checkpoint_dir is not None and state.step < steps
+                            and time.monotonic() - last_checkpoint >= config.checkpoint_every_s):
+                        checkpoint_now()
+                distribute.sync_batch_stats(model, plan)   # every worker validates the same weights
+                logs = {"loss": state.loss_sum / max(state.step, 1),
+                        "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))}
+                if n_val:
+                    report(Progress(f"validation {state.epoch + 1}/{config.epochs}", 0, n_val))
+                    logs.update(validate(model, loss_fn, _validation_batches(inputs, config, n_train, n_val),
+                                         should_stop, predict, state.class_weights))
+                _end_epoch(state, logs, config, model.optimizer)
+                report(Progress(stage, steps, steps, "steps", {k: v for k, v in logs.items() if v is not None}))
+                if config.checkpoint_dir is not None:
                     checkpoint_now()
-            distribute.sync_batch_stats(model, plan)   # every worker validates the same weights
-            logs = {"loss": state.loss_sum / max(state.step, 1),
-                    "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))}
-            if n_val:
-                report(Progress(f"validation {state.epoch + 1}/{config.epochs}", 0, n_val))
-                logs.update(validate(model, loss_fn, _validation_batches(inputs, config, n_train, n_val),
-                                     should_stop, predict, state.class_weights))
-            _end_epoch(state, logs, config, model.optimizer)
-            report(Progress(stage, steps, steps, "steps", {k: v for k, v in logs.items() if v is not None}))
-            if config.checkpoint_dir is not None:
-                checkpoint_now()
 
         save_model(model, output_model, class_weights=state.class_weights)
 

@@ -23,6 +23,7 @@ class Cause(str, Enum):
     CHECKSUM_MISMATCH = "checksum-mismatch"
     CHANGED = "changed"
     CORRUPT = "corrupt"
+    REMOVED = "removed"                  # an input was deleted while the job ran
     MODEL_MISMATCH = "model-mismatch"
     HOSTILE_NAME = "hostile-name"
     DUPLICATE_NAME = "duplicate-name"

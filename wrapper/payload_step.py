@@ -109,7 +109,7 @@ def payload_errors() -> Iterator[None]:
     except perr.StopRequested:
         raise StepStopped() from None
     except perr.EventFileError as err:
-        raise InputFileError(str(err), cause="corrupt", source=err.path) from None
+        raise InputFileError(str(err), cause="removed" if err.removed else "corrupt", source=err.path) from None
     except perr.ModelFileError as err:
         raise InputFileError(str(err), cause="model-mismatch" if err.mismatch else "corrupt",
                              source=err.path) from None

@@ -130,6 +130,23 @@ def test_a_non_finite_loss_stops_training_naming_epoch_and_step(events_file, tmp
     assert not (tmp_path / "m.keras").exists()
 
 
+def test_an_input_removed_between_epochs_is_named_as_removed_not_as_missing(events_file, tmp_path):
+    link = tmp_path / "staged.h5"
+    link.symlink_to(events_file)   # as a copytool stages it; the replica itself stays
+
+    def remove_at_epoch_2(tick):
+        if tick.stage.startswith("train epoch 2/") and link.is_symlink():
+            link.unlink()
+
+    with pytest.raises(EventFileError, match=r"staged.h5: removed while the job ran") as raised:
+        train([link], tmp_path / "m.keras", replace(BASE, epochs=3), progress=remove_at_epoch_2)
+    assert raised.value.removed and raised.value.path == str(link)
+    assert not (tmp_path / "m.keras").exists()
+    with pytest.raises(EventFileError, match="no such file") as never_there:
+        train([tmp_path / "never.h5"], tmp_path / "m.keras", BASE)
+    assert not never_there.value.removed
+
+
 def test_mixed_precision_training_saves_a_float32_model_and_restores_the_policy(events_file, tmp_path):
     result = train([events_file], tmp_path / "m.keras", replace(BASE, epochs=1, precision="mixed_bfloat16"))
     assert math.isfinite(result.metrics["loss"])

@@ -9,6 +9,7 @@ copytool staged out, and the trf's own reports. Pilot error codes: 1305 PAYLOADE
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -150,9 +151,19 @@ def test_pilot_passes_sigterm_to_the_trf_and_our_report_says_so(verdicts):
     assert verdict["job_status"] == "failed"
     assert verdict["pilot_error_code"] == 1201 and verdict["pilot_error_name"] == "SIGTERM"
     report = verdict["payload_error_report"]
-    assert report["error_code"] == 143 and "SIGTERM" in report["error_diag"]
     job_dir = Path(verdict["job_dir"])
     stderr = (job_dir / "payload.stderr").read_text()
+    if report["error_code"] == 9:
+        # 3.11's log step removes the inputs while its payload thread has yet to pass SIGTERM on
+        # (docs/pilot.md): the next epoch finds them gone, and the trf says exactly that
+        assert verdict["pilot_version"] == PILOT3, report
+        assert "removed while the job ran" in report["error_diag"]
+        assert verdict["job_report"]["errorCause"] == "removed"
+        pilot_log = Path(verdict["pilot_log"]).read_text(errors="replace")
+        assert re.search(r"remove_input_output_files\s*\| removing file: \S+/(a|b)\.h5", pilot_log)
+        assert not (job_dir / "trained.keras").exists() and "trained.keras" not in verdict["staged_out"]
+        return
+    assert report["error_code"] == 143 and "SIGTERM" in report["error_diag"]
     if verdict["pilot_version"] == PILOT3 or verdict["job_report"] is not None:
         assert verdict["job_report"]["exitAcronym"] == "TRF_SIG_TERM"
     else:

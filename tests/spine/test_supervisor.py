@@ -42,6 +42,16 @@ def test_errors_cross_the_pipe_with_code_and_cause():
         assert (back.message, back.exit_code, back.cause) == (err.message, err.exit_code, err.cause)
 
 
+def test_an_event_file_removed_mid_run_is_input_error_removed_and_a_bad_one_corrupt():
+    from payload.errors import EventFileError
+    from wrapper.payload_step import payload_errors
+
+    for removed, cause in ((True, "removed"), (False, "corrupt")):
+        with pytest.raises(InputFileError) as raised, payload_errors():
+            raise EventFileError("a.h5: gone", path="a.h5", removed=removed)
+        assert (raised.value.cause, raised.value.source, raised.value.exit_code) == (cause, "a.h5", 9)
+
+
 def test_the_new_exit_codes_are_in_the_one_table():
     assert ec.acronym(ec.EXEC_CRASH) == "TRF_EXEC_CRASH" and ec.acronym(ec.EXEC_OOM) == "TRF_EXEC_OOM"
     assert ec.safe(ec.EXEC_CRASH) == ec.EXEC_CRASH and ec.safe(ec.EXEC_OOM) == ec.EXEC_OOM
