@@ -1,30 +1,29 @@
 #!/usr/bin/env python3
 """Payload benchmark: the trf's payload step against bare Keras on the same events, in one run.
 
-(a) inference: a whole job through the trf's own entry (`wrapper.main.main`, in a fresh job
-    directory: staging, platform, build, payload, outputs, report) against bare `model.predict`
-    on the same events already in memory, same model and batch size;
-(b) training: a whole `--mode=train` job through the same entry against bare `model.fit` on
-    in-memory arrays, same network, loss (`cce`), optimizer, float32, batch and epochs; the bare
-    side takes the faster of Keras's `jit_compile` settings (measured in its warm-up), so it is the
-    floor Keras allows, not a strawman;
+Both sides are whole processes started afresh for every run, as the pilot starts the trf: each pays
+its interpreter's and the framework's start-up, reads the events from the HDF5 file and writes
+its output, so the ratio is what a user gains or loses by running the trf instead of a script.
+(a) inference: `python -m wrapper --mode=infer ...` (staging, platform, build, the payload in its
+    supervised child, outputs, report) against a bare script that reads the events with h5py,
+    loads the model, runs `model.predict` and writes the scores (float16, as the trf) with h5py;
+(b) training: `python -m wrapper --mode=train ...` against a bare script that reads the events,
+    builds the same network and runs `model.fit` (same loss `cce`, Adam, float32, batch and
+    epochs) and saves the model; the bare side takes the faster of Keras's `jit_compile` settings
+    (measured in its warm-up), so it is the floor Keras allows, not a strawman;
 (c) peak memory (peak resident set, VmHWM) of inference over many events against few, each in a
     fresh process.
 
-Timing goes through the entry the trf uses, so whatever the trf does around the payload (a child
-process, say) is inside our side's time. Each side is warmed up once (framework start-up falls on
-neither), then the two alternate, who goes first alternating too, --repeat times; ratios are
-baseline / ours of the medians (>= 1 means as fast as bare Keras), with min/max of each side.
-Goals: (a) >= 0.90, (b) >= 0.95, (c) <= 1.5.
+Each side is warmed up once (page cache, compiled caches), then the two alternate, who goes first
+alternating too, --repeat times; ratios are baseline / ours of the medians (>= 1 means as fast as
+bare Keras), with min/max of each side. Goals: (a) >= 0.90, (b) >= 0.95, (c) <= 1.5.
 
-    python scripts/bench_payload.py --json payload.json   # tiny network; 14 min on 2 cores at load 10
+    python scripts/bench_payload.py --json payload.json   # tiny network
     python scripts/bench_payload.py --config small --repeat 5   # the bigger network, slower
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import resource
@@ -46,35 +45,78 @@ def _simulate(path: Path, n_events: int, seed: int) -> Path:
     return simulate_events(n_events, seed, path=path)
 
 
-def trf_job(work: Path, name: str, argv: List[str]) -> Callable[[], float]:
-    """Seconds of one whole trf job (`wrapper.main.main(argv)`) in a fresh job directory."""
-    from wrapper.main import main as trf_main
+def _process(argv: List[str], cwd: Path) -> float:
+    """Seconds of one whole process, from its start to its exit; raises when it fails."""
+    started = time.perf_counter()
+    run = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    seconds = time.perf_counter() - started
+    if run.returncode != 0:
+        report = cwd / "jobReport.json"
+        detail = report.read_text()[-1000:] if report.exists() else run.stderr[-2000:]
+        raise RuntimeError(f"{argv[:4]} exited {run.returncode}: {detail}")
+    return seconds
 
+
+def trf_job(work: Path, name: str, argv: List[str]) -> Callable[[], float]:
+    """Seconds of one whole trf job (`python -m wrapper ARGV`, as the pilot runs the trf) in a fresh
+    job directory."""
     counter = iter(range(1 << 30))
 
     def run() -> float:
         jobdir = work / f"{name}-job{next(counter)}"
         jobdir.mkdir()
-        here = os.getcwd()
-        os.chdir(jobdir)
-        try:
-            started = time.perf_counter()
-            with contextlib.redirect_stdout(io.StringIO()):      # the job's progress lines
-                code = trf_main(argv)
-            seconds = time.perf_counter() - started
-        finally:
-            os.chdir(here)
-        if code != 0:
-            report = (jobdir / "jobReport.json").read_text() if (jobdir / "jobReport.json").exists() else ""
-            raise RuntimeError(f"the trf exited {code}: {report[-1000:]}")
-        return seconds
+        return _process([sys.executable, "-m", "wrapper", *argv], jobdir)
     return run
 
 
-def _timed(step: Callable[[], None]) -> float:
-    started = time.perf_counter()
-    step()
-    return time.perf_counter() - started
+def bare_script(work: Path, name: str, mode: str, args: List[str]) -> Callable[[], float]:
+    """Seconds of one whole bare-Keras process (this script's --bare-MODE), in a fresh directory."""
+    counter = iter(range(1 << 30))
+
+    def run() -> float:
+        rundir = work / f"{name}-bare{next(counter)}"
+        rundir.mkdir()
+        return _process([sys.executable, __file__, f"--bare-{mode}", *args], rundir)
+    return run
+
+
+def _read_events(path: str, with_labels: bool):
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "r") as f:
+        images = f["images"][...].astype(np.float32)[..., None]
+        return images, (f["labels"][...] if with_labels else None)
+
+
+def bare_infer(events: str, model: str, config_name: str, batch: str) -> None:
+    """What a physicist's own inference script does: read, load, predict, write the scores."""
+    import h5py
+    import numpy as np
+
+    from payload.modelfile import load_model
+
+    images, _ = _read_events(events, with_labels=False)
+    scores = load_model(Path(model), config_name).predict(images, batch_size=int(batch), verbose=0)
+    with h5py.File("pred.h5", "w") as f:
+        f.create_dataset("scores", data=scores.astype(np.float16))
+
+
+def bare_train(events: str, config_name: str, batch: str, epochs: str, jit_compile: str) -> None:
+    """What a physicist's own training script does: read, build, compile, fit, save."""
+    import keras
+
+    from payload.losses import make_loss
+    from payload.model import build_model
+
+    images, labels = _read_events(events, with_labels=True)
+    keras.utils.set_random_seed(1)
+    model = build_model(config_name)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=make_loss("cce"),
+                  jit_compile=False if jit_compile == "False" else "auto")
+    model.fit(images, labels, batch_size=int(batch), epochs=int(epochs), shuffle=True, verbose=0)
+    model.save("trained.keras")
 
 
 def interleaved(repeat: int, bare: Callable[[], float], ours: Callable[[], float]) -> dict:
@@ -95,58 +137,37 @@ def interleaved(repeat: int, bare: Callable[[], float], ours: Callable[[], float
 
 def bench_inference(work: Path, config_name: str, n_events: int, batch: int, repeat: int) -> dict:
     import keras
-    import numpy as np
 
-    from payload.events import iter_batches
     from payload.model import build_model
-    from payload.modelfile import load_model, save_model
+    from payload.modelfile import save_model
 
     events = _simulate(work / "infer.h5", n_events, 11)
     keras.utils.set_random_seed(1)
     model_path = save_model(build_model(config_name), work / "model.keras")
-    images = np.concatenate([b.images for b in iter_batches([events], 64)])
-
-    def bare() -> float:
-        return _timed(lambda: load_model(model_path, config_name).predict(images, batch_size=batch, verbose=0))
-
+    bare = bare_script(work, "infer", "infer", [str(events), str(model_path), config_name, str(batch)])
     ours = trf_job(work, "infer", ["--mode=infer", f"--inputEventsFile={events}", f"--modelFile={model_path}",
-                          f"--modelConfig={config_name}", f"--batchSize={batch}", "--precision=float32",
-                          "--outputPredFile=pred.h5"])
+                                   f"--modelConfig={config_name}", f"--batchSize={batch}", "--precision=float32",
+                                   "--outputPredFile=pred.h5"])
     bare()
     ours()
-    return {"events": n_events, **interleaved(repeat, bare, ours)}
+    return {"events": n_events, "whole_process": True, **interleaved(repeat, bare, ours)}
 
 
 def bench_training(work: Path, config_name: str, n_events: int, batch: int, epochs: int, repeat: int) -> dict:
-    import keras
-    import numpy as np
-
-    from payload.events import iter_batches
-    from payload.losses import make_loss
-    from payload.model import build_model
-
     events = _simulate(work / "train.h5", n_events, 12)
-    batches = list(iter_batches([events], 64, with_labels=True))
-    images = np.concatenate([b.images for b in batches])
-    labels = np.concatenate([b.labels for b in batches])
 
-    def bare_fit(jit_compile) -> float:
-        def fit():
-            keras.utils.set_random_seed(1)
-            model = build_model(config_name)
-            model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=make_loss("cce"), jit_compile=jit_compile)
-            model.fit(images, labels, batch_size=batch, epochs=epochs, shuffle=True, verbose=0)
-        return _timed(fit)
+    def bare(jit_compile: str) -> Callable[[], float]:
+        return bare_script(work, f"train-jit-{jit_compile}", "train",
+                           [str(events), config_name, str(batch), str(epochs), jit_compile])
 
-    warm = {str(jit): bare_fit(jit) for jit in ("auto", False)}
-    fastest = min(warm, key=warm.get)
-    jit_compile = False if fastest == "False" else "auto"
+    warm = {jit: bare(jit)() for jit in ("auto", "False")}
+    jit_compile = min(warm, key=warm.get)
     ours = trf_job(work, "train", ["--mode=train", f"--inputEventsFile={events}", f"--modelConfig={config_name}",
-                          f"--batchSize={batch}", f"--epochs={epochs}", "--validationSplit=0", "--loss=cce",
-                          "--learningRate=0.001", "--precision=float32", "--outputModelFile=trained.keras"])
+                                   f"--batchSize={batch}", f"--epochs={epochs}", "--validationSplit=0", "--loss=cce",
+                                   "--learningRate=0.001", "--precision=float32", "--outputModelFile=trained.keras"])
     ours()
-    result = interleaved(repeat, lambda: bare_fit(jit_compile), ours)
-    return {"events": n_events, "epochs": epochs, "bare_jit_compile": str(jit_compile),
+    result = interleaved(repeat, bare(jit_compile), ours)
+    return {"events": n_events, "epochs": epochs, "whole_process": True, "bare_jit_compile": jit_compile,
             "bare_warm_up_s": {k: round(v, 3) for k, v in warm.items()}, **result}
 
 
@@ -197,7 +218,15 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--memory-child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--bare-infer", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--bare-train", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.bare_infer:
+        bare_infer(*args.bare_infer)
+        return 0
+    if args.bare_train:
+        bare_train(*args.bare_train)
+        return 0
     if args.memory_child:
         events, model, output, config_name, batch = args.memory_child
         memory_child(events, model, output, config_name, int(batch))

@@ -265,3 +265,34 @@ def test_unsupported_scheme_is_named(clean_env, options, workdir):
 def test_options_reject_unknown_access_mode(workdir):
     with pytest.raises(ValueError, match="access_mode"):
         StagingOptions(workdir=workdir, access_mode="stream")
+
+
+@pytest.mark.parametrize("cuts, outcome", [(1, "re-read"), (3, "connection")])
+def test_a_small_object_whose_body_breaks_off_is_read_again_then_named(s3env, s3, bucket, options, workdir,
+                                                                        seaweed_server, cuts, outcome):
+    """Below one part an object is a single GetObject (not s3transfer's machinery): a body cut
+    mid-way is fetched again from the start, within the retry budget, and then named."""
+    from urllib.parse import urlsplit
+
+    from tests.support.relay import Relay
+
+    data = payload(3 * MiB, seed=5)
+    s3.put_object(Bucket=bucket, Key="small/ev.h5", Body=data)
+    upstream = urlsplit(seaweed_server.endpoint)
+    relay = Relay((upstream.hostname, upstream.port), cut_at=MiB, cut_connections=cuts)
+    try:
+        through = dataclasses.replace(options, s3_endpoint=relay.endpoint)
+        assert len(data) < through.part_size
+        if outcome == "re-read":
+            (staged,) = stage_inputs([f"s3://{bucket}/small/ev.h5"], through)
+            assert staged.local_path.read_bytes() == data
+            assert staged.attempts == 2 and staged.bytes_transferred == len(data)
+            assert files_under(workdir) == {"ev.h5"}
+        else:
+            with pytest.raises(InputFileError) as info:
+                stage_inputs([f"s3://{bucket}/small/ev.h5"], through)
+            assert_input_failure(info.value, "connection", workdir, name="ev.h5")
+            assert "could not be resumed" in info.value.message and "after 3 attempts" in info.value.message
+        assert relay.cuts == cuts
+    finally:
+        relay.close()

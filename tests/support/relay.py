@@ -1,6 +1,8 @@
 """A TCP relay on loopback between a client and a real server (SeaweedFS), counting what crosses it
 and, with a `rate`, slowing it down: transfers that must still be under way when a fault hits, and
-proof of how many bytes a job really fetched, whatever the job itself reports.
+proof of how many bytes a job really fetched, whatever the job itself reports. With `cut_at`, the
+first `cut_connections` connections are cut once that many bytes have gone to the client: a
+response body that breaks off, as a dying link or server leaves it.
 
 Bytes go both ways unchanged (an S3 signature covers the Host header the client sent, which is the
 relay's, so signing still holds). It runs in threads of the test process and is stopped by `close()`.
@@ -20,9 +22,13 @@ class Relay:
     on each connection (None: as fast as it goes). `connections`, `to_server` and `to_client` count
     what crossed."""
 
-    def __init__(self, upstream: tuple, rate: Optional[int] = None):
+    def __init__(self, upstream: tuple, rate: Optional[int] = None, *, cut_at: Optional[int] = None,
+                 cut_connections: int = 1):
         self.upstream = upstream
         self.rate = rate
+        self.cut_at = cut_at
+        self.cut_connections = cut_connections
+        self.cuts = 0
         self.connections = 0
         self.to_server = 0
         self.to_client = 0
@@ -51,16 +57,22 @@ class Relay:
             with self._lock:
                 self._sockets += [client, server]
                 self.connections += 1
+                cut = self.cut_at if self.cut_at is not None and self.connections <= self.cut_connections else None
             threading.Thread(target=self._pump, args=(client, server, "to_server"), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, "to_client"), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, "to_client", cut), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, counter: str) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, counter: str, cut: Optional[int] = None) -> None:
         rate = self.rate
         started, sent = time.monotonic(), 0
         try:
             while True:
                 data = source.recv(CHUNK)
                 if not data:
+                    break
+                if cut is not None and sent + len(data) >= cut:
+                    sink.sendall(data[:max(0, cut - sent)])
+                    with self._lock:
+                        self.cuts += 1
                     break
                 sink.sendall(data)
                 sent += len(data)

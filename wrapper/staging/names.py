@@ -53,12 +53,13 @@ def local_name(key: str, uri: str, source: str) -> str:
 
 
 def inside(workdir: Path, name: str) -> Path:
-    """`workdir/name`, checked to stay directly inside `workdir` even through symlinked parents."""
-    target = workdir / name
-    if not is_lfn(name) or target.parent.resolve() != workdir.resolve():
+    """`workdir/name`, for a `name` that follows the LFN rule: one segment, no '/', not '.' or
+    '..', so the file lands directly in `workdir`. A string check, no resolve(): this runs once per
+    staged file, on the thread that feeds the transfers."""
+    if not is_lfn(name):
         raise input_error(repr(name[:60]), "job directory", "hostile-name",
                           "would be written outside the job directory")
-    return target
+    return workdir / name
 
 
 def output_name(path: Path, workdir: Path) -> str:
