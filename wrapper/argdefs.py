@@ -133,7 +133,7 @@ ARGS: tuple[ArgDef, ...] = (
     ArgDef("accessMode", "access_mode", STR, "copy", "copy: stage inputs to the job directory; "
            "direct: read HDF5 straight from S3 with ranged reads", "staging",
            choices=("copy", "direct")),
-    ArgDef("stagingThreads", "staging_threads", INT, 10, "transfers in flight (files, and parts of one file)",
+    ArgDef("stagingThreads", "staging_threads", INT, 16, "transfers in flight (files, and parts of one file)",
            "staging", minimum=1, maximum=64),
     # control
     ArgDef("timeLimit", "time_limit", FLOAT, None, "stop with exit 67 after this many seconds of "

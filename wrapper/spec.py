@@ -59,7 +59,7 @@ class JobSpec:
     s3_endpoint: Optional[str] = None
     s3_path_style: bool = False
     access_mode: str = "copy"
-    staging_threads: int = 10
+    staging_threads: int = 16
     time_limit: Optional[float] = None
     dry_run: bool = False
     debug: bool = False
