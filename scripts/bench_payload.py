@@ -13,13 +13,16 @@ its output, so the ratio is what a user gains or loses by running the trf instea
     epochs) and saves the model; the bare side takes the faster of Keras's `jit_compile` settings
     (measured in its warm-up), so it is the floor Keras allows, not a strawman;
 (c) peak memory (peak resident set, VmHWM) of inference over many events against few, each in a
-    fresh process.
+    fresh process;
+(d) what the supervised child costs (scripts/bench_child.py): the payload step in-process against
+    in its child, both whole processes, with the child's start-up and the per-batch message.
 
 Each side is warmed up once (page cache, compiled caches), then the two alternate, who goes first
 alternating too, --repeat times; ratios are baseline / ours of the medians (>= 1 means as fast as
 bare Keras), with min/max of each side. Goals: (a) >= 0.90, (b) >= 0.95, (c) <= 1.5.
 
-    python scripts/bench_payload.py --json payload.json   # tiny network
+    python scripts/bench_payload.py --skip-memory --skip-child --json payload.json   # the races
+    python scripts/bench_payload.py --skip-timing --json payload-child-memory.json   # child, memory
     python scripts/bench_payload.py --config small --repeat 5   # the bigger network, slower
 """
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import Callable, List
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 _RUNS = itertools.count()      # numbers each run's own directory
 
 
@@ -227,6 +231,9 @@ def main(argv=None) -> int:
     parser.add_argument("--memory-config", default="tiny", help="network for the memory test")
     parser.add_argument("--memory-events", type=int, nargs=2, default=(100, 2000), metavar=("FEW", "MANY"))
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-timing", action="store_true",
+                        help="only the child's cost and peak memory (neither is a race against bare Keras)")
+    parser.add_argument("--skip-child", action="store_true", help="skip the supervised child's cost")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--memory-child", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--bare-infer", nargs=5, help=argparse.SUPPRESS)
@@ -250,21 +257,33 @@ def main(argv=None) -> int:
                "cpus": os.cpu_count(), "repeat": args.repeat}
     with tempfile.TemporaryDirectory(prefix="bench-payload-") as tmp:
         work = Path(tmp)
-        results["inference"] = bench_inference(work, args.config, args.infer_events, args.batch, args.repeat)
-        results["training"] = bench_training(work, args.config, args.train_events, args.batch, args.epochs,
-                                             args.repeat)
+        if not args.skip_timing:
+            results["inference"] = bench_inference(work, args.config, args.infer_events, args.batch, args.repeat)
+            results["training"] = bench_training(work, args.config, args.train_events, args.batch, args.epochs,
+                                                 args.repeat)
+        if not args.skip_child:
+            import bench_child
+
+            results["child"] = bench_child.measure(events=32, repeats=args.repeat, config=args.config)
         if not args.skip_memory:
             results["memory"] = bench_memory(work, args.memory_config, *args.memory_events, args.batch)
 
-    inf, tr = results["inference"], results["training"]
     print(f"backend {results['backend']}, network {args.config}, batch {args.batch}, {results['cpus']} CPUs, "
           f"medians of {args.repeat} interleaved runs [min-max]")
     print(f"{'measure':<40}{'bare Keras':>22}{'trf':>22}{'ratio':>8}{'goal':>8}")
-    for label, row, goal in ((f"inference, {inf['events']} events (s)", inf, ">=0.90"),
-                             (f"training, {tr['events']} events x {tr['epochs']} epochs (s)", tr, ">=0.95")):
-        bare = f"{row['bare_median_s']:.2f} [{row['bare_min_s']:.2f}-{row['bare_max_s']:.2f}]"
-        ours = f"{row['ours_median_s']:.2f} [{row['ours_min_s']:.2f}-{row['ours_max_s']:.2f}]"
-        print(f"{label:<40}{bare:>22}{ours:>22}{row['ratio']:>8.3f}{goal:>8}")
+    for key, label, goal in (("inference", "inference, %(events)d events (s)", ">=0.90"),
+                             ("training", "training, %(events)d events x %(epochs)d epochs (s)", ">=0.95")):
+        if key in results:
+            row = results[key]
+            bare = f"{row['bare_median_s']:.2f} [{row['bare_min_s']:.2f}-{row['bare_max_s']:.2f}]"
+            ours = f"{row['ours_median_s']:.2f} [{row['ours_min_s']:.2f}-{row['ours_max_s']:.2f}]"
+            print(f"{label % row:<40}{bare:>22}{ours:>22}{row['ratio']:>8.3f}{goal:>8}")
+    if "child" in results:
+        child = results["child"]
+        print(f"{'payload step in-process vs in a child (s)':<40}{child['in_process_s']:>22.2f}"
+              f"{child['supervised_s']:>22.2f}{child['ratio']:>8.3f}{'':>8}")
+        print(f"  child start-up without a framework {child['child_startup_s']:.3f} s, "
+              f"per-batch message {child['per_batch_overhead_s'] * 1e6:.0f} us")
     if "memory" in results:
         mem = results["memory"]
         print(f"{'peak RSS, %s: %d vs %d events (MiB)' % (args.memory_config, mem['many'], mem['few']):<40}"
