@@ -18,21 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-# Compute capabilities per microarchitecture, named as pilot 3.11 reports them to PanDA
-# (pilot/util/workernode.py, detect_architecture; GH200 is "Grace Hopper"). The pilot knows
-# neither Maxwell nor Blackwell by name: such nodes report "Unknown" and a filter excludes them.
-MICROARCHITECTURES = (
-    ("Kepler", (3, 0), (3, 7)),
-    ("Maxwell", (5, 0), (5, 3)),
-    ("Pascal", (6, 0), (6, 2)),
-    ("Volta", (7, 0), (7, 2)),
-    ("Turing", (7, 5), (7, 5)),
-    ("Ampere", (8, 0), (8, 7)),
-    ("Ada Lovelace", (8, 9), (8, 9)),
-    ("Hopper", (9, 0), (9, 0)),
-    ("Grace Hopper", (9, 0), (9, 0)),
-    ("Blackwell", (10, 0), (12, 9)),
-)
+from wrapper import gpu_architectures
 
 
 @dataclass(frozen=True)
@@ -45,9 +31,9 @@ class GpuRequirement:
 
 
 def microarchitectures(min_cc: Optional[tuple], max_cc: Optional[tuple]) -> tuple:
-    """The microarchitectures with a compute capability in [min_cc, max_cc] (inclusive)."""
-    low, high = min_cc or (0, 0), max_cc or (99, 99)
-    return tuple(name for name, first, last in MICROARCHITECTURES if first <= high and last >= low)
+    """The microarchitectures (the names pilot 3.11 reports, wrapper.gpu_architectures) with a
+    compute capability in [min_cc, max_cc] (inclusive)."""
+    return gpu_architectures.in_range(min_cc, max_cc)
 
 
 def gpu_requirement(builds: Sequence, extra_vram_mb: Optional[int] = None) -> GpuRequirement:
@@ -65,7 +51,7 @@ def gpu_requirement(builds: Sequence, extra_vram_mb: Optional[int] = None) -> Gp
             break
         names += [n for n in microarchitectures(req.min_cc, req.max_cc) if n not in names]
     else:
-        names = [n for n, _, _ in MICROARCHITECTURES if n in names]     # generation order
+        names = [n for n, _, _ in gpu_architectures.MICROARCHITECTURES if n in names]  # generation order
     needs = [b.requires.min_gpu_memory_mb for b in gpu_builds]
     vram = None if None in needs else min(needs)
     if extra_vram_mb:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Build, check and (optionally) submit the JEDI task for a DUNE inference campaign or training.
 
-    python scripts/jedi_task.py infer --dataset dune:mc.events.v1 --output-dataset user.jdoe.dune.pred.v1/ \\
-        --model-file model.keras --trf-url https://host/dune-payload.pyz --image docker://reg/dune:cuda \\
+    python scripts/jedi_task.py infer --input-list pfns.txt --output-dataset user.jdoe.dune.pred.v1/ \\
+        --model-file https://host/models/dune.model.v3.keras --trf-url https://host/dune-payload.pyz \\
         --files-per-job 5 --gpu nvidia            # prints the task parameters (JSON): --dry-run
     python scripts/jedi_task.py infer ... --expand-sample 7          # job parameters of 7 sample files
     python scripts/jedi_task.py train ... --checkpoint-prefix 's3://ckpt/dune/task-{taskid}/' --submit
@@ -11,11 +11,29 @@ The task parameters follow JEDI's taskParamMap (panda-client's `Client.insertTas
 `jobParameters` is a list of items, `constant` ones copied as they are, `template` ones tied to a
 dataset: the input's value holds `${IN/L}` (JEDI puts the job's files there as a comma list), an
 output's value ends in its LFN template (`…$JEDITASKID._${SN/P}.pred.h5`), which JEDI turns into the
-`${OUTPUT<n>}` placeholder and fills per job. `architecture` carries the hardware request
-(`@base_platform#cpu&gpu[:vram>=N][:uarch=NAME]`, e.g. `#x86_64&nvidia`, or its JSON form: the GPUs
-the task's builds can use, see jedi_brokerage.py), `container_name` and a
-`--containerImage` word (never first: the pilot strips it only after a space; the trf ignores it if
-it arrives) the image, `transPath` the trf URL.
+`${OUTPUT<n>}` placeholder and fills per job.
+
+Inputs come either as a dataset JEDI lists through its DDM (`--dataset`: needs a DDM plug-in that
+lists files, i.e. Rucio; the generic VO's GenDDMClient lists none) or as URLs the trf reads itself
+(`--input-url`/`--input-list`, JEDI's `pfnList`, as prun's `--pfnList` makes it: s3://, https://).
+
+Files every job needs (the model, a build manifest) must reach the job the way PanDA stages files:
+only files of a `template` input item with a dataset are attached to a job and staged by the pilot,
+so a bare LFN in a `constant` item is never staged and every job would fail (exit 9). Each is
+therefore an s3://, https:// or http:// URI the trf fetches, a packaged `reference:NAME` model, or a
+secondary dataset attached to every job (`--model-dataset`: prun's `--secondaryDSs
+NAME:1:DATASET` with `--reusableSecondary`); a bare name is refused here. A build manifest is read
+here too (for the GPU request), so it is always a URI.
+
+Hardware: `architecture` carries the GPU request (`@base_platform#cpu&gpu[:vram>=N][:uarch=NAME]`,
+or its JSON form: the GPUs the task's builds can use, see jedi_brokerage.py), read by the ATLAS
+brokers only. The broker of every other VO (GenJobBroker) reads the task's `processingType`
+against each queue's `allowed_processing`/`excluded_processing`: GPU tasks get the processing
+types of `GPU_PROCESSING_TYPES`, which a DUNE GPU queue allows and a CPU queue excludes
+(docs/pilot.md, "GPU targeting"). `--site` pins the task to one queue (or a regular expression).
+`--image` wraps every job in a container (`container_name` and a `--containerImage` word, never
+first: the pilot strips it only after a space; the trf ignores it if it arrives); without it jobs
+run on the node's own Python.
 
 Every task is checked before it is printed or sent: required fields, names, the hardware request,
 and the template expanded for sample files the way JEDI and the pilot will do it, then parsed by the
@@ -46,11 +64,25 @@ from wrapper.spec import LFN_RULE, parse_job_args  # noqa: E402
 
 CPU_ARCHS = ("x86_64", "ppc64le", "aarch64")
 GPU_VENDORS = ("nvidia", "none")
+MODES = ("infer", "train")
 SAMPLE_TASK_ID = 4242
 DATASET_RULE = re.compile(r"^(?:[A-Za-z0-9_.\-]+:)?[A-Za-z0-9_.\-]+/?$")
 LOG_EXCLUDE = r"\.log\.tgz(\.\d+)*$"
+# What the trf fetches by itself (wrapper.staging): a task file or input given as one of these
+# reaches every job without PanDA staging it.
+URI_SCHEMES = ("s3://", "https://", "http://")
+PACKAGED_MODEL = "reference:"
 EXIT_INVALID = 1      # the task itself is wrong (not a trf argument problem)
 EXIT_SUBMIT = 1
+
+
+def processing_type(mode: str, gpu: bool) -> str:
+    """The task's processingType: what GenJobBroker matches against a queue's
+    allowed_processing / excluded_processing (GPU tasks have their own)."""
+    return f"dune-ml-{mode}" + ("-gpu" if gpu else "")
+
+
+GPU_PROCESSING_TYPES = tuple(processing_type(mode, True) for mode in MODES)
 
 
 class TaskError(Exception):
@@ -62,19 +94,37 @@ class TaskError(Exception):
 
 
 @dataclass(frozen=True)
+class TaskFile:
+    """A file every job of the task needs (the model, a build manifest): a URI the trf fetches or
+    a packaged model (`value`), or a secondary dataset attached to every job (`dataset`)."""
+
+    argument: str                          # the trf's argument: modelFile, buildManifest
+    value: Optional[str] = None
+    dataset: Optional[str] = None
+
+    @property
+    def stream(self) -> str:
+        """The secondary stream's placeholder name in the job parameters."""
+        return "MODEL"
+
+
+@dataclass(frozen=True)
 class TaskRequest:
     """What a physicist asks for; `build_task_params` turns it into JEDI's taskParamMap."""
 
     mode: str                              # infer | train
-    dataset: str
     output_dataset: str
     trf_url: str
-    image: str
-    model_file: Optional[str] = None       # infer: the trained model (LFN in the job dir, s3://, https://)
+    dataset: Optional[str] = None          # the input dataset JEDI lists, or:
+    input_urls: tuple = ()                 # the inputs as URLs the trf reads (JEDI's pfnList)
+    image: Optional[str] = None            # a container for every job (none: the node's Python)
+    model: Optional[TaskFile] = None       # infer: the trained model; train: a starting point
+    manifest: Optional[TaskFile] = None    # the build manifest every job chooses from
     files_per_job: int = 5
     max_files: Optional[int] = None
     cpu_arch: str = "x86_64"
     gpu: str = "nvidia"
+    require_gpu: bool = True               # a GPU task's jobs refuse to run on the CPU (exit 69)
     gpu_memory_mb: Optional[int] = None
     base_platform: Optional[str] = None    # e.g. el9
     vo: str = "dune"
@@ -90,9 +140,28 @@ class TaskRequest:
     epochs: int = 10
     batch_size: Optional[int] = None
     checkpoint_prefix: Optional[str] = None
-    build_manifest: Optional[str] = None   # the manifest's URI, passed on to every job
-    builds: tuple = ()                     # its builds (default: the standard builds), for brokerage
+    builds: tuple = ()                     # the manifest's builds (default: the standard ones), for brokerage
     extra_args: tuple = field(default_factory=tuple)
+
+
+def task_file(argument: str, value: Optional[str], dataset: Optional[str]) -> Optional[TaskFile]:
+    """The TaskFile for `--<argument>` given as a value or as a dataset. Raises TaskError for a
+    bare file name, which JEDI would pass to the trf as text without staging the file."""
+    if value and dataset:
+        raise TaskError(f"--{argument} and its dataset are two sources for one file: give one")
+    if dataset:
+        if not DATASET_RULE.match(dataset):
+            raise TaskError(f"{dataset!r} (for --{argument}) is not a dataset name")
+        return TaskFile(argument, dataset=dataset)
+    if not value:
+        return None
+    if value.startswith(URI_SCHEMES) or (argument == "modelFile" and value.startswith(PACKAGED_MODEL)):
+        return TaskFile(argument, value=value)
+    alternative = ", or the dataset holding it with --model-dataset" if argument == "modelFile" else ""
+    raise TaskError(
+        f"--{argument} {value!r} is a bare file name: JEDI attaches a file to a job only through a "
+        "template input item with a dataset, so the pilot never stages this one and every job would "
+        f"fail with the input missing (exit 9). Give its s3://, https:// or http:// URL{alternative}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,7 +178,8 @@ def architecture(request: TaskRequest) -> str:
     builds can use (jedi_brokerage), plus --gpu-memory-mb."""
     gpu = None
     if request.gpu != "none":
-        builds = request.builds or model_builds.standard_builds(request.model_file, request.model_config, 1)
+        model_file = request.model.value if request.model else None
+        builds = request.builds or model_builds.standard_builds(model_file, request.model_config, 1)
         try:
             gpu = jedi_brokerage.gpu_requirement(builds, request.gpu_memory_mb)
         except ValueError as err:
@@ -122,35 +192,57 @@ def _output(lfn_template: str, argument: str, dataset: str) -> dict:
             "dataset": dataset, "container": dataset}
 
 
+def _file_item(file: TaskFile) -> dict:
+    if file.dataset:
+        # prun --secondaryDSs NAME:1:DATASET --reusableSecondary NAME: one file of the dataset
+        # attached to every job, the same file again for each (MiscUtils.makeJediJobParam).
+        return {"type": "template", "param_type": "input", "value": f"--{file.argument}=${{{file.stream}}}",
+                "dataset": file.dataset, "expand": True, "nFilesPerJob": 1, "reusable": True}
+    return {"type": "constant", "value": f"--{file.argument}={file.value}"}
+
+
+def _input_items(request: TaskRequest, params: dict) -> list:
+    if request.input_urls:
+        # prun --pfnList: a task without an input dataset whose "files" are the URLs
+        # (JEDI's ContentsFeeder and JobGenerator put them in ${IN} by their order here).
+        urls = sorted(request.input_urls)
+        params.update(noInput=True, pfnList=urls, nFiles=min(request.max_files or len(urls), len(urls)))
+        return [{"type": "constant", "value": "--inputEventsFile=${IN/L}"}]
+    params["dsForIN"] = request.dataset
+    if request.max_files:
+        params["nFiles"] = request.max_files
+    return [{"type": "template", "param_type": "input", "value": "--inputEventsFile=${IN/L}",
+             "dataset": request.dataset, "expand": True, "exclude": LOG_EXCLUDE}]
+
+
 def build_task_params(request: TaskRequest) -> dict:
     """JEDI's taskParamMap for the request (not yet validated)."""
     stem = _stem(request.output_dataset)
     out = request.output_dataset if request.output_dataset.endswith("/") else request.output_dataset + "/"
     log_dataset = f"{stem}.log/"
+    gpu = request.gpu != "none"
     params = {
         "taskName": out,
         "uniqueTaskName": True,
         "vo": request.vo,
         "prodSourceLabel": request.prod_source_label,
         "taskType": "anal" if request.prod_source_label == "user" else "prod",
-        "processingType": f"dune-ml-{request.mode}",
+        "processingType": processing_type(request.mode, gpu),
         "taskPriority": request.priority,
         "architecture": architecture(request),
         "transUses": "",
         "transHome": None,
         "transPath": request.trf_url,
-        "container_name": request.image,
         "coreCount": request.cores or 1,
         "maxAttempt": request.max_attempt,
         "nFilesPerJob": request.files_per_job,
         "nMaxFilesPerJob": max(request.files_per_job, 200),
         "respectSplitRule": True,
-        "dsForIN": request.dataset,
         "log": {"type": "template", "param_type": "log", "dataset": log_dataset, "container": log_dataset,
                 "value": f"{stem}.log.$JEDITASKID.${{SN}}.log.tgz"},
     }
-    if request.max_files:
-        params["nFiles"] = request.max_files
+    if request.image:
+        params["container_name"] = request.image
     if request.ram_mb:
         params["ramCount"], params["ramCountUnit"] = request.ram_mb, "MBPerCore"
     if request.working_group:
@@ -158,19 +250,21 @@ def build_task_params(request: TaskRequest) -> dict:
     if request.site:
         params["site"] = request.site
 
-    # Never first: JEDI puts no space before the first item and the pilot strips `--containerImage`
-    # only after a space (pilot/info/jobdata.py, extract_container_image).
-    items = [{"type": "constant", "value": f"--mode={request.mode}"},
-             {"type": "constant", "value": f"--containerImage {request.image}"},
-             {"type": "template", "param_type": "input", "value": "--inputEventsFile=${IN/L}",
-              "dataset": request.dataset, "expand": True, "exclude": LOG_EXCLUDE}]
+    items = [{"type": "constant", "value": f"--mode={request.mode}"}]
+    if request.image:
+        # Never first: JEDI puts no space before the first item and the pilot strips
+        # `--containerImage` only after a space (pilot/info/jobdata.py, extract_container_image).
+        items.append({"type": "constant", "value": f"--containerImage {request.image}"})
+    items += _input_items(request, params)
+    if request.model and request.model.dataset:
+        params["reuseSecOnDemand"] = True
     if request.model_config:
         items.append({"type": "constant", "value": f"--modelConfig={request.model_config}"})
-    if request.build_manifest:
-        items.append({"type": "constant", "value": f"--buildManifest={request.build_manifest}"})
+    if request.manifest:
+        items.append(_file_item(request.manifest))
+    if request.model:
+        items.append(_file_item(request.model))
     if request.mode == "infer":
-        if request.model_file:
-            items.append({"type": "constant", "value": f"--modelFile={request.model_file}"})
         items += [{"type": "constant", "value": f"--predictionFormat={request.prediction_format}"},
                   _output(f"{stem}.$JEDITASKID._${{SN/P}}.pred.h5", "outputPredFile", f"{stem}_pred/")]
     else:
@@ -180,13 +274,11 @@ def build_task_params(request: TaskRequest) -> dict:
                           f"{stem}_metrics/")]
         if request.checkpoint_prefix:
             items.append({"type": "constant", "value": f"--checkpointPrefix={request.checkpoint_prefix}"})
-        if request.model_file:
-            items.append({"type": "constant", "value": f"--modelFile={request.model_file}"})
     if request.batch_size:
         items.append({"type": "constant", "value": f"--batchSize={request.batch_size}"})
     if request.cores:
         items.append({"type": "constant", "value": f"--nThreads={request.cores}"})
-    if request.gpu != "none":
+    if gpu and request.require_gpu:
         items.append({"type": "constant", "value": "--requireGPU"})
     items += [{"type": "constant", "value": shlex.quote(word)} for word in request.extra_args]
     params["jobParameters"] = items
@@ -253,6 +345,10 @@ def expand_job(params: dict, files: Sequence[str], serial: int, task_id: int = S
     outputs = [i for i in params["jobParameters"]
                if i.get("type") == "template" and i.get("param_type") == "output"]
     streams = {"IN": sorted(files)}
+    for item in params["jobParameters"]:
+        stream = re.search(r"\$\{(\w+)\}", item.get("value", ""))
+        if item.get("param_type") == "input" and stream and stream.group(1) != "IN":
+            streams[stream.group(1)] = [secondary_sample(item)]
     for index, item in enumerate(outputs):
         streams[f"OUTPUT{index}"] = [output_lfn(item["value"].split("=")[-1], serial, task_id)]
     for match in re.finditer(r"\$\{([^}]+)\}", template):
@@ -268,9 +364,16 @@ def expand_job(params: dict, files: Sequence[str], serial: int, task_id: int = S
     return text
 
 
+def secondary_sample(item: dict) -> str:
+    """A plausible LFN of a secondary dataset's one file (the model)."""
+    return item["dataset"].split(":")[-1].rstrip("/") + "._000001.keras"
+
+
 def sample_files(params: dict, count: int) -> list[str]:
-    """`count` plausible input LFNs of the task's dataset (the JEDI compact form is exercised when a
-    job gets several)."""
+    """`count` inputs of the task: its first URLs, or plausible LFNs of its dataset (the JEDI
+    compact form is exercised when a job gets several)."""
+    if params.get("pfnList"):
+        return list(params["pfnList"][:count])
     stem = params["dsForIN"].split(":")[-1].rstrip("/")
     return [f"{stem}._{n:06d}.h5" for n in range(1, count + 1)]
 
@@ -303,7 +406,7 @@ def expand_sample(params: dict, files: Sequence[str]) -> list[dict]:
 
 REQUIRED = ("taskName", "vo", "prodSourceLabel", "taskType", "processingType", "taskPriority",
             "architecture", "transUses", "transHome", "transPath", "jobParameters", "log",
-            "nFilesPerJob", "dsForIN")
+            "nFilesPerJob")
 
 
 GPU_SPEC_KEYS = {"vendor", "model", "version", "vram", "microarchitecture", "driver_version"}
@@ -325,6 +428,24 @@ def check_architecture(text: str) -> None:
                         f"cpu in {', '.join(CPU_ARCHS)}")
 
 
+def check_inputs(params: dict) -> None:
+    """One source of inputs: a dataset with its one ${IN} template item, or a pfnList of URLs the
+    trf reads (and a constant ${IN} item). Raises TaskError."""
+    master = [i for i in params["jobParameters"] if i.get("value", "").startswith("--inputEventsFile=${IN")]
+    if params.get("pfnList"):
+        bad = [url for url in params["pfnList"] if not str(url).startswith(URI_SCHEMES)]
+        if bad or "dsForIN" in params or not params.get("noInput"):
+            raise TaskError(f"a pfnList task reads URLs the trf fetches ({', '.join(URI_SCHEMES)}), with "
+                            f"noInput and no dsForIN; got {bad[:3] or 'an input dataset as well'}")
+        if len(master) != 1 or master[0].get("type") != "constant":
+            raise TaskError("a pfnList task needs exactly one constant --inputEventsFile=${IN/L} item")
+        return
+    if "dsForIN" not in params or not DATASET_RULE.match(str(params["dsForIN"])):
+        raise TaskError(f"input dataset {params.get('dsForIN')!r} is not a dataset name")
+    if len(master) != 1 or master[0].get("dataset") != params["dsForIN"]:
+        raise TaskError("exactly one input template, holding ${IN/L} and naming dsForIN, is needed")
+
+
 def validate(params: dict) -> list[dict]:
     """Check the task parameters; returns the sample expansion (two jobs' worth). Raises TaskError."""
     missing = [key for key in REQUIRED if key not in params]
@@ -336,15 +457,11 @@ def validate(params: dict) -> list[dict]:
     if not params["taskName"].endswith("/") or not DATASET_RULE.match(params["taskName"]):
         raise TaskError(f"output dataset {params['taskName']!r} must be scope-less letters, digits, "
                         "'.', '_', '-' and end with '/'")
-    if not DATASET_RULE.match(params["dsForIN"]):
-        raise TaskError(f"input dataset {params['dsForIN']!r} is not a dataset name")
+    check_inputs(params)
     check_architecture(params["architecture"])
     per_job = params["nFilesPerJob"]
     if not isinstance(per_job, int) or per_job < 1:
         raise TaskError(f"nFilesPerJob must be a positive integer, got {per_job!r}")
-    inputs = [i for i in params["jobParameters"] if i.get("param_type") == "input"]
-    if len(inputs) != 1 or "${IN" not in inputs[0]["value"] or inputs[0].get("dataset") != params["dsForIN"]:
-        raise TaskError("exactly one input template, holding ${IN/L} and naming dsForIN, is needed")
     for item in [i for i in params["jobParameters"] if i.get("param_type") == "output"] + [params["log"]]:
         lfn = output_lfn(item["value"].split("=")[-1], 999999, SAMPLE_TASK_ID)
         if "${SN" not in item["value"] or not LFN_RULE.fullmatch(lfn):
@@ -379,33 +496,47 @@ def submit(params: dict, verbose: bool = False) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("infer", "train"))
-    p.add_argument("--dataset", required=True, help="input dataset (or container) of event files")
+    p.add_argument("mode", choices=MODES)
+    inputs = p.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--dataset", help="input dataset (or container) of event files, listed by JEDI's "
+                        "DDM (Rucio)")
+    inputs.add_argument("--input-url", action="append", metavar="URL", dest="input_urls",
+                        help="an input event file by URL (s3://, https://), repeatable: JEDI's pfnList")
+    inputs.add_argument("--input-list", type=Path, metavar="FILE",
+                        help="a file of input URLs, one per line ('#' comments), as prun's --pfnList reads it")
     p.add_argument("--output-dataset", required=True, help="output dataset name, e.g. user.jdoe.dune.v1/")
     p.add_argument("--trf-url", required=True, help="URL of the trf (the zipapp) the pilot downloads")
-    p.add_argument("--image", required=True, help="container image, e.g. docker://registry/dune:cuda")
-    p.add_argument("--model-file", help="infer: the trained model; train: a starting point")
+    p.add_argument("--image", help="container image, e.g. docker://registry/dune:cuda (default: none, "
+                   "jobs run on the node's own Python)")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--model-file", help="infer: the trained model; train: a starting point. An "
+                       "s3://, https:// or http:// URI, or reference:NAME")
+    model.add_argument("--model-dataset", help="the dataset holding the model, attached to every job")
     p.add_argument("--build-manifest", "--buildManifest", dest="build_manifest", metavar="URI",
-                   help="the model builds every job chooses from (a path, s3:// or https://); GPU tasks "
-                   "then ask only for GPUs one of its builds can use")
+                   help="the model builds every job chooses from (s3:// or https://); GPU tasks then ask "
+                   "only for GPUs one of its builds can use")
     p.add_argument("--files-per-job", type=int, default=None,
                    help="input files per job (default: 5 for infer, all of them in one job for train)")
-    p.add_argument("--max-files", type=int, help="use at most this many files of the dataset")
+    p.add_argument("--max-files", type=int, help="use at most this many input files")
     p.add_argument("--cpu-arch", choices=CPU_ARCHS, default="x86_64")
     p.add_argument("--gpu", choices=GPU_VENDORS, default="nvidia", help="GPU request (none: CPU queues)")
+    p.add_argument("--gpu-preferred", action="store_true",
+                   help="GPU queues, but a job whose node has no GPU the framework can use runs on the "
+                        "CPU instead of failing (no --requireGPU)")
     p.add_argument("--gpu-memory-mb", type=int, help="at least this much GPU memory")
     p.add_argument("--base-platform", help="base OS platform, e.g. el9")
     p.add_argument("--vo", default="dune")
     p.add_argument("--prod", action="store_true", help="a production task (prodSourceLabel=managed)")
     p.add_argument("--working-group")
-    p.add_argument("--site", help="run at this PanDA queue only")
+    p.add_argument("--site", help="run at this PanDA queue only (or the queues this regular expression "
+                   "matches)")
     p.add_argument("--cores", type=int, help="cores per job: the task's coreCount and the trf's "
                    "--nThreads (default: one-core slots; the trf uses what the batch system gives it)")
     p.add_argument("--ram-mb", type=int, help="memory per core in MB")
     p.add_argument("--max-attempt", type=int, default=5, help="attempts per job (retries resume training)")
     p.add_argument("--priority", type=int, default=1000)
     p.add_argument("--model-config", choices=("tiny", "small", "paper"),
-                   help="the network (default: the one saved in --model-file; a training from "
+                   help="the network (default: the one saved in the model file; a training from "
                         "scratch: small)")
     p.add_argument("--prediction-format", default="scores", choices=("scores", "classes"))
     p.add_argument("--epochs", type=int, default=10)
@@ -423,6 +554,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def input_urls(args: argparse.Namespace) -> tuple:
+    """The pfnList of the request: --input-url values or the lines of --input-list."""
+    if args.input_list is None:
+        return tuple(args.input_urls or ())
+    try:
+        lines = args.input_list.read_text().splitlines()
+    except OSError as err:
+        raise TaskError(f"--input-list {args.input_list}: {err.strerror}") from None
+    urls = tuple(line.strip() for line in lines if line.strip() and not line.strip().startswith("#"))
+    if not urls:
+        raise TaskError(f"--input-list {args.input_list} holds no URL")
+    return urls
+
+
 def load_builds(uri: str) -> tuple:
     """The builds of the manifest at `uri`, read the way the trf reads it (wrapper.staging)."""
     import tempfile
@@ -438,21 +583,26 @@ def load_builds(uri: str) -> tuple:
 
 
 def request_from(args: argparse.Namespace) -> TaskRequest:
-    if args.mode == "infer" and not (args.model_file or args.build_manifest):
-        raise TaskError("infer tasks need --model-file (or --build-manifest naming the weights)")
+    """The request the command line describes; raises TaskError for a task PanDA could not run."""
+    model = task_file("modelFile", args.model_file, args.model_dataset)
+    manifest = task_file("buildManifest", args.build_manifest, None)
+    if args.mode == "infer" and not (model or manifest):
+        raise TaskError("infer tasks need --model-file or --model-dataset (or --build-manifest naming "
+                        "the weights)")
     files_per_job = args.files_per_job
     if files_per_job is None:
         files_per_job = 5 if args.mode == "infer" else 10000
     return TaskRequest(
-        mode=args.mode, dataset=args.dataset, output_dataset=args.output_dataset, trf_url=args.trf_url,
-        image=args.image, model_file=args.model_file, files_per_job=files_per_job, max_files=args.max_files,
-        cpu_arch=args.cpu_arch, gpu=args.gpu, gpu_memory_mb=args.gpu_memory_mb,
+        mode=args.mode, dataset=args.dataset, input_urls=input_urls(args), output_dataset=args.output_dataset,
+        trf_url=args.trf_url, image=args.image, model=model, manifest=manifest, files_per_job=files_per_job,
+        max_files=args.max_files, cpu_arch=args.cpu_arch, gpu=args.gpu, require_gpu=not args.gpu_preferred,
+        gpu_memory_mb=args.gpu_memory_mb,
         base_platform=args.base_platform, vo=args.vo, prod_source_label="managed" if args.prod else "user",
         working_group=args.working_group, site=args.site, cores=args.cores, ram_mb=args.ram_mb,
         max_attempt=args.max_attempt, priority=args.priority, model_config=args.model_config,
         prediction_format=args.prediction_format, epochs=args.epochs, batch_size=args.batch_size,
-        checkpoint_prefix=args.checkpoint_prefix, build_manifest=args.build_manifest,
-        builds=load_builds(args.build_manifest) if args.build_manifest else (),
+        checkpoint_prefix=args.checkpoint_prefix,
+        builds=load_builds(args.build_manifest) if manifest else (),
         extra_args=tuple(args.trf_arg))
 
 

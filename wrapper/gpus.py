@@ -13,6 +13,8 @@ import subprocess
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence
 
+from wrapper import gpu_architectures
+
 SMI_TIMEOUT_S = 30
 
 # The query the nvidia-smi fallback asks. compute_cap (drivers ≥ 510) and mig.mode.current
@@ -84,6 +86,7 @@ class GPU:
     def to_report(self) -> dict:
         return {"index": self.index, "name": self.name, "uuid": self.uuid,
                 "compute_capability": self.cc_text, "cc_source": self.cc_source,
+                "architecture": gpu_architectures.name_of(self.compute_capability, self.name),
                 "memory_mib": self.memory_mib, "mig_mode": self.mig_mode,
                 "mig_devices": [m.to_report() for m in self.mig_devices],
                 "pci_bus_id": self.pci_bus_id}

@@ -58,7 +58,10 @@ class PilotJob:
     `trf_from` says where the pilot finds the trf: "http" (the loopback server), "harvester-workdir"
     (copied there, $HARVESTER_WORKDIR set, nothing served) or "nowhere" (the URL gives 404).
     `environment` is added to the pilot's (and so the trf's) environment, e.g. a PATH with a
-    stand-in nvidia-smi.
+    stand-in nvidia-smi. `queue` is the PanDA queue the pilot serves, `(name, CRIC record)`
+    (default: a local test queue, `site.queue_data`). `storage` is a directory the sandbox serves
+    over HTTP at `http://127.0.0.1:<storage_port>/storage/`, the site's storage door as the trf sees
+    it from inside the namespace (job parameters can name files there by URL).
     """
 
     job: Mapping[str, str]
@@ -69,6 +72,9 @@ class PilotJob:
     pilot: Optional[pilots.Pilot] = None
     trf_from: Literal["http", "harvester-workdir", "nowhere"] = "http"
     environment: Mapping[str, str] = field(default_factory=dict)
+    queue: Optional[tuple] = None
+    storage: Optional[Path] = None
+    storage_port: int = 0
 
     def timeout_s(self) -> float:
         """How long the harness waits for the pilot before ending its namespace."""
@@ -84,13 +90,14 @@ def check_tools() -> None:
         raise HarnessError("cannot run the pilot here; missing " + ", ".join(missing))
 
 
-def pilot_options(paths: layout.RunPaths, lifetime_s: int, pilot: pilots.Pilot) -> list[str]:
+def pilot_options(paths: layout.RunPaths, lifetime_s: int, pilot: pilots.Pilot,
+                  queue: str = QUEUE) -> list[str]:
     """The pilot's command line (shared/pilot-local/README.md): PUSH mode, no server updates,
     everything local. The trf base URL (-g) is added inside the sandbox, once its port is known."""
     # switches only pilot.py has, for what our launcher never does: CVMFS, token renewal, worker updates
     pilot_py_only = ["-b", "-y", "-k"] if pilot.has_pilot_py else []
     return [
-        "-q", QUEUE, "--pilot-user", pilot.pilot_user, "-w", "generic", "-d", "-z", "-t", "-u",
+        "-q", queue, "--pilot-user", pilot.pilot_user, "-w", "generic", "-d", "-z", "-t", "-u",
         *pilot_py_only,
         "-l", str(lifetime_s), "--url", "http://127.0.0.1", "-p", site.UNUSED_SERVER.split(":")[1],
         "--queuedata-url", str(paths.home / "queuedata.json"),
@@ -120,7 +127,10 @@ def prepare(request: PilotJob, run_dir: Path) -> layout.RunPaths:
     elif request.trf_from == "harvester-workdir":
         shutil.copy2(request.trf, paths.harvester / name)
         environment["HARVESTER_WORKDIR"] = str(paths.harvester)
-    site.write_queue_files(paths.home, QUEUE, params=QUEUE_PARAMS)
+    queue_name, queue_record = request.queue or (QUEUE, site.queue_data(QUEUE, params=QUEUE_PARAMS))
+    site.write_queue_files(paths.home, queue_name, queue_record)
+    if request.storage is not None:
+        (paths.www / "storage").symlink_to(Path(request.storage).resolve())
     paths.storage_data.write_text(json.dumps(site.storage_data(), indent=1))
     paths.pilot_config.write_text(site.loopback_config(pilot.default_config, PILOT_SETTINGS))
     paths.job_template.write_text(json.dumps(job, indent=1))
@@ -129,7 +139,8 @@ def prepare(request: PilotJob, run_dir: Path) -> layout.RunPaths:
         "pilot_command": list(pilot.command), "pilot_environment": environment,
         # our launcher needs PYTHONPATH to be found (and drops it); pilot.py finds its own package
         "keep_pythonpath": not pilot.has_pilot_py,
-        "pilot_options": pilot_options(paths, request.lifetime_s, pilot)}, indent=1))
+        "storage_port": request.storage_port,
+        "pilot_options": pilot_options(paths, request.lifetime_s, pilot, queue_name)}, indent=1))
     return paths
 
 

@@ -42,10 +42,11 @@ class _LoggingHandler(http.server.SimpleHTTPRequestHandler):
         print("trf-server: " + format % args, file=sys.stderr, flush=True)
 
 
-def serve_directory(directory: Path) -> http.server.ThreadingHTTPServer:
-    """An HTTP server on 127.0.0.1 (a free port) serving `directory`, running in a thread."""
+def serve_directory(directory: Path, port: int = 0) -> http.server.ThreadingHTTPServer:
+    """An HTTP server on 127.0.0.1 serving `directory`, running in a thread; port 0: a free one
+    (inside the namespace every port is free: its loopback is its own)."""
     handler = functools.partial(_LoggingHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, name="trf-server", daemon=True).start()
     return server
 
@@ -85,7 +86,7 @@ def main(argv: list[str]) -> int:
     paths = layout.RunPaths(Path(argv[0]))
     settings = json.loads(paths.settings.read_text())
     bring_up_loopback()
-    server = serve_directory(paths.www)
+    server = serve_directory(paths.www, settings.get("storage_port", 0))
     base_url = f"http://127.0.0.1:{server.server_address[1]}/trf"
     write_job_definition(paths, f"{base_url}/{settings['trf_name']}")
     code = run_pilot(paths, settings, [*settings["pilot_options"], "-g", base_url])

@@ -42,9 +42,8 @@ def storage_data() -> dict:
                                "rprotocols": {}, "resource": {}}}
 
 
-def write_queue_files(home: Path, queue: str, **kw) -> None:
+def write_queue_files(home: Path, queue: str, data: Mapping) -> None:
     """queuedata.json and cric_pandaqueues.json in the pilot home, where the pilot looks first."""
-    data = queue_data(queue, **kw)
     (home / "queuedata.json").write_text(json.dumps(data, indent=1))
     (home / "cric_pandaqueues.json").write_text(json.dumps({queue: data}, indent=1))
 

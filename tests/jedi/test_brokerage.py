@@ -9,6 +9,8 @@ import json
 
 import pytest
 
+from tests.support.httpd import LoopbackHTTP
+
 import jedi_brokerage
 import jedi_task
 
@@ -57,33 +59,49 @@ TABLE = [
 ]
 
 
+@pytest.fixture
+def web():
+    """Where a task's manifest lives: a URL every job (and the helper) can read."""
+    server = LoopbackHTTP().start()
+    yield server
+    server.stop()
+
+
+def manifest(web, builds) -> str:
+    return web.add("/dune/manifest.json", json.dumps(
+        {"schema_version": 1, "model": "m", "model_version": "3", "builds": builds}).encode())
+
+
 @pytest.mark.parametrize("builds, extra, expected", [row[1:] for row in TABLE], ids=[row[0] for row in TABLE])
-def test_architecture_from_the_builds(tmp_path, capsys, builds, extra, expected):
+def test_architecture_from_the_builds(web, capsys, builds, extra, expected):
     argv = BASE + extra
     if builds is None:
-        argv += ["--model-file", "dune.model.v3.keras"]
+        argv += ["--model-file", "https://dune.example.org/models/dune.model.v3.keras"]
     else:
-        path = tmp_path / "manifest.json"
-        path.write_text(json.dumps({"schema_version": 1, "model": "m", "model_version": "3", "builds": builds}))
-        argv += ["--build-manifest", str(path)]
+        argv += ["--build-manifest", manifest(web, builds)]
     assert jedi_task.main(argv) == 0, capsys.readouterr().err
     params = json.loads(capsys.readouterr().out)
     text = params["architecture"]
     assert (json.loads(text) if isinstance(expected, dict) else text) == expected
     if builds is not None:
-        assert f"--buildManifest={tmp_path / 'manifest.json'}" in jedi_task.job_template(params)
+        assert f"--buildManifest={web.url('/dune/manifest.json')}" in jedi_task.job_template(params)
 
 
-def test_a_manifest_without_gpu_builds_cannot_make_a_gpu_task(tmp_path, capsys):
-    path = tmp_path / "manifest.json"
-    path.write_text(json.dumps({"schema_version": 1, "model": "m", "model_version": "3", "builds": [CPU]}))
-    assert jedi_task.main(BASE + ["--build-manifest", str(path)]) == 1
+def test_a_manifest_without_gpu_builds_cannot_make_a_gpu_task(web, capsys):
+    assert jedi_task.main(BASE + ["--build-manifest", manifest(web, [CPU])]) == 1
     assert "none of the builds runs on a GPU" in capsys.readouterr().err
 
 
-def test_an_unreadable_manifest_says_so(tmp_path, capsys):
-    assert jedi_task.main(BASE + ["--build-manifest", str(tmp_path / "absent.json")]) == 9
+def test_an_unreadable_manifest_says_so(web, capsys):
+    assert jedi_task.main(BASE + ["--build-manifest", web.url("/dune/absent.json")]) == 9
     assert "--buildManifest" in capsys.readouterr().err
+
+
+def test_a_manifest_by_a_local_path_is_refused_since_no_job_could_read_it(tmp_path, capsys):
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({"schema_version": 1, "model": "m", "model_version": "3", "builds": [CPU]}))
+    assert jedi_task.main(BASE + ["--build-manifest", str(path)]) == 1
+    assert f"--buildManifest {str(path)!r} is a bare file name" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("low, high, names", [

@@ -1,7 +1,9 @@
 """The production chain without a server: a task of scripts/jedi_task.py, expanded into job parameters
 the way JEDI does it, cleaned by the real pilot (`JobData.clean__jobparams` of 3.11.5.1 and 3.7.0.36),
 and run by the real trf (`dune-payload`) in a job directory the way the pilot runs it:
-`./<trf> <jobparams>` through the shell, inputs staged under their LFNs."""
+`./<trf> <jobparams>` through the shell, the task's input files staged under their LFNs (what JEDI
+attaches to the job) and nothing else: the model is the task's URL, which the trf fetches from a
+loopback HTTP server. The chain through a real PanDA server and JEDI is tests/panda."""
 from __future__ import annotations
 
 import json
@@ -20,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "docker://registry.example.org/dune/payload:cuda"
 COMMON = ["--trf-url", "https://dune.example.org/trf/dune-payload.pyz", "--image", IMAGE,
           "--gpu", "none", "--model-config", "tiny", "--trf-arg=--batchSize=2"]
+MODEL_PATH = "/models/dune.model.v3.keras"
 INFER = ["infer", "--dataset", "dune:mc.pdsp.events.v1", "--output-dataset", "user.jdoe.dune.pred.v1/",
-         "--model-file", "dune.model.v3.keras", "--files-per-job", "2", *COMMON]
+         "--files-per-job", "2", *COMMON]
 TRAIN = ["train", "--dataset", "dune:mc.pdsp.train.v1", "--output-dataset", "user.jdoe.dune.train.v1/",
          "--epochs", "1", "--trf-arg=--validationSplit=0", "--cores", "2", *COMMON]
 TASK_ID = 31337
@@ -58,8 +61,23 @@ def stage(jobdir: Path, sources: dict) -> None:
         (jobdir / lfn).symlink_to(source)
 
 
-def test_jedi_joins_items_with_a_trailing_space_and_fills_the_streams():
-    params = task(INFER)
+@pytest.fixture(scope="module")
+def model_server(chain_data):
+    """The task's model on a loopback HTTP server, as a site's https door would serve it."""
+    from tests.support.httpd import LoopbackHTTP
+
+    server = LoopbackHTTP().start()
+    server.add(MODEL_PATH, (chain_data / "model.keras").read_bytes())
+    yield server
+    server.stop()
+
+
+def infer_task(model_server) -> list:
+    return INFER + ["--model-file", model_server.url(MODEL_PATH)]
+
+
+def test_jedi_joins_items_with_a_trailing_space_and_fills_the_streams(model_server):
+    params = task(infer_task(model_server))
     template = jedi_task.job_template(params)
     assert template.startswith("--mode=infer --containerImage " + IMAGE + " --inputEventsFile=${IN/L} ")
     assert "--outputPredFile=${OUTPUT0}" in template and not template.endswith(" ")
@@ -90,16 +108,15 @@ def test_a_leading_container_image_survives_the_pilot_and_the_trf_ignores_it(pil
     assert f"--containerImage {IMAGE} ignored" in done.stdout + done.stderr
 
 
-def test_inference_task_end_to_end(pilot, chain_data, tmp_path):
-    params = task(INFER)
+def test_inference_task_end_to_end(pilot, chain_data, model_server, tmp_path):
+    params = task(infer_task(model_server))
     files = [f"mc.pdsp.events.v1._{n:06d}.h5" for n in (1, 2, 3)]
     job = panda_job(params, files[:2], serial=1)
     cleaned = pilot.clean(job)
     # the image went to the pilot (which runs the container), not to the trf
     assert cleaned["imagename"] == IMAGE and "--containerImage" not in cleaned["jobparams"]
     jobdir = tmp_path / "job"
-    stage(jobdir, {files[0]: chain_data / "events.1.h5", files[1]: chain_data / "events.2.h5",
-                   "dune.model.v3.keras": chain_data / "model.keras"})
+    stage(jobdir, {files[0]: chain_data / "events.1.h5", files[1]: chain_data / "events.2.h5"})
     one_cpu = {min(os.sched_getaffinity(0))}
     done = run_trf(jobdir, cleaned["jobparams"], cpus=one_cpu)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -110,6 +127,8 @@ def test_inference_task_end_to_end(pilot, chain_data, tmp_path):
     assert report["exitCode"] == 0
     assert [f["name"] for f in report["files"]["input"][0]["subFiles"]] == files[:2]
     assert [f["name"] for o in report["files"]["output"] for f in o["subFiles"]] == [lfn]
+    # the model came from the task's URL, not from the job directory
+    assert any(r.method == "GET" and r.path == MODEL_PATH and r.status in (200, 206) for r in model_server.records)
     # the slot's one CPU, not the machine's: the framework got one thread
     assert report["cpu"]["threads"] == 1 and report["cpu"]["affinityCPUs"] == 1
     assert "'intraOp': 1" in done.stdout and "'applied': True" in done.stdout

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,6 +33,7 @@ from pilot_harness import pilots  # noqa: E402
 from pilot_harness.run import PilotJob, run_job  # noqa: E402
 
 from tests.support.fake_gpu import fake_smi_environment, write_fake_smi  # noqa: E402
+from tests.support.samples import events_and_tiny_model  # noqa: E402
 
 PANDA_ID = "4242"
 INFER = ("--mode=infer --inputEventsFile=a.h5,b.h5 --modelFile=model.keras --modelConfig=tiny "
@@ -162,15 +162,7 @@ def make_material(base: Path) -> Material:
     trf built from this tree, and a one-line trf that runs the installed `dune-payload`."""
     data = base / "data"
     data.mkdir(parents=True)
-    script = ("import sys; from pathlib import Path; from payload import api; "
-              "from payload.simulate import simulate_events; d = Path(sys.argv[1]); "
-              "simulate_events(2, 101, path=d / 'a.h5'); simulate_events(2, 102, path=d / 'b.h5'); "
-              "api.train([d / 'a.h5'], d / 'model.keras', api.TrainConfig(model_config='tiny', "
-              "epochs=1, batch_size=2, validation_split=0.0))")
-    made = subprocess.run([sys.executable, "-c", script, str(data)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
-    if made.returncode != 0:
-        raise RuntimeError(f"making the pilot tests' data failed: {made.stderr[-2000:]}")
+    events_and_tiny_model({data / "a.h5": 101, data / "b.h5": 102}, data / "model.keras", data / "a.h5")
     (base / "pyz").mkdir()
     pyz = build_pyz.build(base / "pyz" / "dune-payload.pyz")
     trfs = {}

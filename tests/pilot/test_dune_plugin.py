@@ -9,6 +9,9 @@ the framework here has no CUDA, so the trf detects the GPU and runs a CPU build.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tests.pilot.conftest import DUNE_PLUGIN
@@ -57,12 +60,29 @@ def test_job_metrics_carry_the_gpu_the_build_and_the_step_times(verdicts):
 
 
 @pytest.mark.pilot_job("gpu_node")
-def test_metadata_records_the_nodes_gpus_for_brokerage(verdicts):
-    gpus = verdicts["gpu_node"]["metadata"]["worker_node_gpus"]
-    assert {k: gpus[k] for k in ("vendor", "model", "count", "vram", "architecture", "driver_version")} == {
-        "vendor": "NVIDIA", "model": "NVIDIA H200", "count": 1, "vram": 143771,
-        "architecture": "Hopper", "driver_version": "580.159.04"}
-    assert gpus["site"] and gpus["host_name"]
+def test_the_report_harvester_gets_records_the_node_and_its_gpus_for_brokerage(verdicts):
+    """In Harvester mode the job's metaData is the jobReport.json copy the pilot leaves for
+    Harvester: the records must be in it, under the queue's site and one host name."""
+    verdict = verdicts["gpu_node"]
+    copy = json.loads((Path(verdict["run_dir"]) / "pilot-home" / "jobReport.json").read_text())
+    node, gpus = copy["worker_node"], copy["worker_node_gpus"]
+    assert (node["site"], node["panda_queue"]) == ("LOCAL", "LOCAL_TEST")   # atlas_site, queue name
+    assert node["cpu_model"] and node["n_logical_cpus"] >= 1
+    assert {k: gpus[k] for k in ("site", "host_name", "vendor", "model", "count", "vram", "architecture",
+                                 "driver_version")} == {
+        "site": "LOCAL", "host_name": node["host_name"], "vendor": "NVIDIA", "model": "NVIDIA H200",
+        "count": 1, "vram": 143771, "architecture": "Hopper", "driver_version": "580.159.04"}
+    # direct mode sends the text the plugin returned: the same records
+    assert verdict["metadata"]["worker_node_gpus"] == gpus and verdict["metadata"]["worker_node"] == node
+    # and the trf's own part of the report is untouched
+    assert copy["files"] == verdict["job_report"]["files"]
+
+
+@pytest.mark.pilot_job("success")
+def test_a_cpu_node_gets_a_node_record_and_no_gpu_record(verdicts):
+    verdict = verdicts["success"]
+    copy = json.loads((Path(verdict["run_dir"]) / "pilot-home" / "jobReport.json").read_text())
+    assert copy["worker_node"]["site"] == "LOCAL" and "worker_node_gpus" not in copy
 
 
 @pytest.mark.pilot_job("tampered_output")

@@ -1,12 +1,9 @@
-"""scripts/jedi_task.py: task parameters, their expansion into jobPars the trf accepts, submission."""
+"""scripts/jedi_task.py: task parameters and their expansion into jobPars the trf accepts.
+Submission to a real PanDA server, and what JEDI makes of these tasks, is tests/panda."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 import jedi_task  # noqa: E402
 
+MODEL_URL = "https://dune.example.org/models/dune.model.v3.keras"
 INFER = ["infer", "--dataset", "dune:mc.pdsp.events.v1", "--output-dataset", "user.jdoe.dune.pred.v1/",
-         "--model-file", "dune.model.v3.keras", "--trf-url", "https://dune.example.org/trf/dune-payload.pyz",
+         "--model-file", MODEL_URL, "--trf-url", "https://dune.example.org/trf/dune-payload.pyz",
          "--image", "docker://registry.example.org/dune/payload:cuda", "--files-per-job", "3"]
 TRAIN = ["train", "--dataset", "dune:mc.pdsp.train.v1", "--output-dataset", "user.jdoe.dune.train.v1/",
          "--trf-url", "https://dune.example.org/trf/dune-payload.pyz", "--image", "docker://r/dune:cuda",
@@ -70,7 +68,7 @@ def test_expand_sample_gives_jobpars_our_parser_accepts(capsys):
         assert spec.container_image == "docker://registry.example.org/dune/payload:cuda"
         assert spec.mode == "infer" and list(spec.input_events) == job["files"]
         assert spec.output_pred == f"user.jdoe.dune.pred.v1.4242._{serial:06d}.pred.h5"
-        assert spec.model_file == "dune.model.v3.keras" and spec.require_gpu
+        assert spec.model_file == MODEL_URL and spec.require_gpu
     assert len({j["outputs"]["outputPredFile"] for j in jobs}) == 3
 
 
@@ -91,7 +89,7 @@ def test_training_task_resumes_through_the_task_keyed_prefix(capsys):
     assert not spec.require_gpu
     assert resolve_prefix(spec.checkpoint_prefix, {"PanDA_TaskID": "555"}) == "s3://ckpt/dune/task-555/"
     params = jedi_task.build_task_params(jedi_task.request_from(jedi_task.parser().parse_args(TRAIN)))
-    assert params["maxAttempt"] == 5 and params["processingType"] == "dune-ml-train"
+    assert params["maxAttempt"] == 5 and params["processingType"] == "dune-ml-train-gpu"
 
 
 @pytest.mark.parametrize("extra, code, words", [
@@ -122,64 +120,74 @@ def test_invalid_task_parameters(capsys, change, words):
 
 
 def test_infer_needs_a_model(capsys):
-    argv = [w for w in INFER if w not in ("--model-file", "dune.model.v3.keras")]
+    argv = [w for w in INFER if w not in ("--model-file", MODEL_URL)]
     status, _, err = run(argv, capsys)
-    assert status == 1 and "--model-file" in err
+    assert status == 1 and "--model-file or --model-dataset" in err
 
 
-class PandaStandIn(BaseHTTPRequestHandler):
-    """Answers panda-client's task/submit as a PanDA server does (no PanDA server runs here)."""
-
-    received: list = []
-    answer: dict = {}
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append((self.path, json.loads(body)))
-        payload = json.dumps(type(self).answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+@pytest.mark.parametrize("option, value", [("--model-file", "dune.model.v3.keras"),
+                                           ("--build-manifest", "manifest.json"),
+                                           ("--build-manifest", "/home/jdoe/manifest.json")])
+def test_a_bare_file_name_is_refused_since_jedi_would_never_stage_it(capsys, option, value):
+    argv = [w for w in INFER if w not in ("--model-file", MODEL_URL)] + [option, value]
+    status, out, err = run(argv, capsys)
+    assert status == 1 and out == ""
+    assert f"{value!r} is a bare file name" in err and "the pilot never stages this one" in err
+    assert "s3://, https:// or http:// URL" in err
 
 
-@pytest.fixture
-def panda_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), PandaStandIn)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    PandaStandIn.received = []
-    yield server
-    server.shutdown()
-    server.server_close()
+def test_a_packaged_reference_model_needs_no_staging(capsys):
+    argv = [w for w in INFER if w not in ("--model-file", MODEL_URL)] + ["--model-file", "reference:small"]
+    status, out, _ = run(argv + ["--expand-sample", "1"], capsys)
+    assert status == 0
+    assert parse_job_args(json.loads(out)[0]["trfWords"]).model_file == "reference:small"
 
 
-def submit(server, answer, tmp_path):
-    PandaStandIn.answer = answer
-    url = f"http://127.0.0.1:{server.server_port}/server/panda"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PANDA", "X509", "OIDC"))}
-    env.update(PANDA_URL=url, PANDA_URL_SSL=url, PANDACACHE_URL=url, PANDA_BEHIND_REAL_LB="1",
-               PANDA_CONFIG_ROOT=str(tmp_path), PYTHONPATH=str(ROOT), HOME=str(tmp_path))
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "jedi_task.py"), *INFER, "--submit"],
-                          env=env, capture_output=True, text=True, timeout=120)
+def test_a_model_dataset_is_attached_to_every_job_as_prun_does(capsys):
+    argv = [w for w in INFER if w not in ("--model-file", MODEL_URL)] + ["--model-dataset", "dune:dune.models.v3"]
+    params = jedi_task.build_task_params(jedi_task.request_from(jedi_task.parser().parse_args(argv)))
+    (model,) = [i for i in params["jobParameters"] if i.get("dataset") == "dune:dune.models.v3"]
+    # prun --secondaryDSs MODEL:1:dune:dune.models.v3 --reusableSecondary MODEL
+    assert model == {"type": "template", "param_type": "input", "value": "--modelFile=${MODEL}",
+                     "dataset": "dune:dune.models.v3", "expand": True, "nFilesPerJob": 1, "reusable": True}
+    assert params["reuseSecOnDemand"] is True
+    status, out, _ = run(argv + ["--expand-sample", "4"], capsys)
+    assert status == 0
+    assert {parse_job_args(j["trfWords"]).model_file for j in json.loads(out)} == {"dune.models.v3._000001.keras"}
 
 
-def test_submit_sends_the_task_with_panda_client(panda_server, tmp_path):
-    done = submit(panda_server, {"success": True, "message": "succeeded. new jediTaskID=777", "data": None},
-                  tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert "jediTaskID=777" in done.stdout
-    (path, body), = PandaStandIn.received
-    assert path == "/api/v1/task/submit"
-    expected = jedi_task.build_task_params(jedi_task.request_from(jedi_task.parser().parse_args(INFER)))
-    assert body["task_parameters"] == expected
+def test_inputs_by_url_make_a_pfn_list_task(tmp_path, capsys):
+    urls = [f"https://door.dune.example.org/mc/ev.{n:06d}.h5" for n in (3, 1, 2)]
+    listing = tmp_path / "pfns.txt"
+    listing.write_text("# the campaign's files\n" + "\n".join(urls) + "\n\n")
+    argv = [w for w in INFER if w not in ("--dataset", "dune:mc.pdsp.events.v1")] + ["--input-list", str(listing)]
+    params = jedi_task.build_task_params(jedi_task.request_from(jedi_task.parser().parse_args(argv)))
+    # prun --pfnList: no input dataset, the sorted URLs, one ${IN/L} constant
+    assert params["noInput"] is True and params["pfnList"] == sorted(urls) and params["nFiles"] == 3
+    assert "dsForIN" not in params
+    assert {"type": "constant", "value": "--inputEventsFile=${IN/L}"} in params["jobParameters"]
+    status, out, _ = run(argv + ["--expand-sample", "3"], capsys)
+    assert status == 0
+    (job,) = json.loads(out)
+    assert list(parse_job_args(job["trfWords"]).input_events) == sorted(urls)
 
 
-def test_a_refused_submission_says_why(panda_server, tmp_path):
-    done = submit(panda_server, {"success": False, "message": "duplicated task name", "data": 2}, tmp_path)
-    assert done.returncode == 1
-    assert "refused the task (code 2): duplicated task name" in done.stderr
+def test_an_input_that_is_no_url_is_refused_in_a_pfn_list_task(capsys):
+    argv = [w for w in INFER if w not in ("--dataset", "dune:mc.pdsp.events.v1")] + [
+        "--input-url", "https://door.dune.example.org/mc/ev.1.h5", "--input-url", "ev.2.h5"]
+    status, _, err = run(argv, capsys)
+    assert status == 1 and "reads URLs the trf fetches" in err and "ev.2.h5" in err
+
+
+def test_gpu_and_cpu_tasks_have_the_processing_types_queues_select_on(capsys):
+    gpu = jedi_task.build_task_params(jedi_task.request_from(jedi_task.parser().parse_args(INFER)))
+    cpu = jedi_task.build_task_params(jedi_task.request_from(jedi_task.parser().parse_args(INFER + ["--gpu", "none"])))
+    assert gpu["processingType"] == "dune-ml-infer-gpu" in jedi_task.GPU_PROCESSING_TYPES
+    assert cpu["processingType"] == "dune-ml-infer" not in jedi_task.GPU_PROCESSING_TYPES
+
+
+def test_without_an_image_jobs_run_without_a_container(capsys):
+    argv = [w for w in INFER if w not in ("--image", "docker://registry.example.org/dune/payload:cuda")]
+    params = jedi_task.build_task_params(jedi_task.request_from(jedi_task.parser().parse_args(argv)))
+    assert "container_name" not in params
+    assert "--containerImage" not in jedi_task.job_template(params)

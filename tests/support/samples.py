@@ -1,9 +1,14 @@
 """Test data: reproducible bytes, real HDF5 event files, and what a directory holds."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def payload(size: int, seed: int = 0) -> bytes:
@@ -35,3 +40,19 @@ def write_events(path: Path, events: int, seed: int = 1) -> Path:
 def files_under(root: Path) -> set:
     """Every file below `root`, relative, to see what a staging call left behind."""
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir()}
+
+
+def events_and_tiny_model(events: dict, model: Path, trained_on: Path, timeout_s: float = 600) -> None:
+    """Synthetic event files ({path: seed}, 2 events each) and a `tiny` model trained one epoch on
+    `trained_on`, made in a child process so the framework never loads in the caller's."""
+    script = ("import json, sys; from pathlib import Path; from payload import api; "
+              "from payload.simulate import simulate_events; spec = json.loads(sys.argv[1]); "
+              "[simulate_events(2, seed, path=Path(path)) for path, seed in spec['events'].items()]; "
+              "api.train([Path(spec['trained_on'])], Path(spec['model']), api.TrainConfig("
+              "model_config='tiny', epochs=1, batch_size=2, validation_split=0.0))")
+    spec = {"events": {str(path): seed for path, seed in events.items()}, "model": str(model),
+            "trained_on": str(trained_on)}
+    made = subprocess.run([sys.executable, "-c", script, json.dumps(spec)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout_s)
+    if made.returncode != 0:
+        raise RuntimeError(f"making event files and a model failed: {made.stderr[-2000:]}")

@@ -2,26 +2,22 @@
 
 generic gives every output a fresh GUID (3.10.3.82 and later) and passes jobReport.json through
 as opaque metaData; here each output gets the GUID, size and adler32 the trf wrote in its
-report, after checking them against the file, and the job's nEvents/nEventsW come from it.
+report, after checking them against the file, and the job's nEvents/nEventsW come from it; the
+report also gets the node's and its GPUs' records, which PanDA's brokerage reads.
 """
-import json
 import logging
 import os
-import socket
 
 from pilot.common.errorcodes import ErrorCodes
+from pilot.info import infosys
 from pilot.user.generic import common as generic
 from pilot.util.filehandling import calculate_checksum
+from pilot.util.workernode import get_node_name, get_workernode_map
 
 from pilot.user.dune import jobreport
 
 logger = logging.getLogger(__name__)
 errors = ErrorCodes()
-
-# Compute capability major → the microarchitecture names PanDA's GPU brokerage uses (the names of
-# pilot/util/workernode.py's detect_architecture, which matches on product names and misses e.g. H200).
-ARCHITECTURES = {3: "Kepler", 5: "Maxwell", 6: "Pascal", 7: "Volta", 8: "Ampere", 9: "Hopper",
-                 10: "Blackwell", 12: "Blackwell"}
 
 
 def __getattr__(name: str):
@@ -80,33 +76,55 @@ def _take_exe_error(job, report: dict) -> None:
 
 
 def get_metadata(workdir: str) -> str:
-    """generic's metaData (the report as text), with `worker_node_gpus` added from the trf's view.
+    """generic's metaData (the report as text), with the node's records for PanDA added to the
+    trf's jobReport.json itself.
 
-    The PanDA server records a node's GPUs for brokerage from metaData's `worker_node_gpus`; the
-    pilot overwrites it with its own GPU map where it made one.
+    The server records a worker node and its GPUs from a finished job's metaData (`worker_node`,
+    `worker_node_gpus`: its Adder), keyed by the queue's site and the host. In Harvester mode the
+    job's metaData is the copy of jobReport.json the pilot leaves for Harvester, made after this
+    call, so the records go into the file; in direct mode the returned text carries them. A report
+    that already holds them is left as it is.
     """
     metadata = generic.get_metadata(workdir)
     report = jobreport.load(workdir) if metadata else None
-    if not report or "worker_node_gpus" in report or not jobreport.gpus(report):
+    if not report or "worker_node" in report or "worker_node_gpus" in report:
         return metadata
-    report["worker_node_gpus"] = worker_node_gpus(report)
-    return json.dumps(report)
+    node = worker_node()
+    if node:
+        report["worker_node"] = node
+    if jobreport.gpus(report):
+        report["worker_node_gpus"] = worker_node_gpus(report, node)
+    if not node and "worker_node_gpus" not in report:
+        return metadata
+    return jobreport.rewrite(workdir, report)
 
 
-def worker_node_gpus(report: dict) -> dict:
-    """The server's worker-node GPU record (site, host, model, count, VRAM, architecture, …)."""
+def worker_node() -> dict:
+    """The pilot's own record of this node (pilot/util/workernode.py, the keys the server's
+    update_worker_node takes) under the queue's site and name; {} when it cannot be made."""
+    queuedata = infosys.queuedata
+    try:
+        return get_workernode_map(queuedata.site, queuedata.name, cache=False)
+    except Exception as exc:  # the node's own files (cpuinfo, disks) answer oddly: no record, the job goes on
+        logger.warning(f"dune plugin: no worker-node record: {exc}")
+        return {}
+
+
+def worker_node_gpus(report: dict, node: dict) -> dict:
+    """The server's worker-node GPU record (site, host, model, count, VRAM, architecture, …) from
+    the GPUs the trf detected; site and host those of the node's record, which the GPU summary
+    brokerage reads is joined on."""
     platform = report.get("platform") or {}
     gpus = jobreport.gpus(report)
     first = gpus[0]
-    major = str(first.get("compute_capability") or "").split(".")[0]
     return {
-        "site": os.environ.get("PILOT_SITENAME", ""),
-        "host_name": socket.gethostname(),
+        "site": node.get("site") or infosys.queuedata.site,
+        "host_name": node.get("host_name") or get_node_name(),
         "vendor": "NVIDIA",
         "model": first.get("name"),
         "count": len(gpus),
         "vram": first.get("memory_mib"),
-        "architecture": ARCHITECTURES.get(int(major), "Unknown") if major.isdigit() else "Unknown",
+        "architecture": first.get("architecture") or "Unknown",
         "framework": "CUDA",
         "framework_version": platform.get("cuda_driver_version"),
         "driver_version": platform.get("driver_version"),

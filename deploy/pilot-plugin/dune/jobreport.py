@@ -33,7 +33,8 @@ def load(workdir: str) -> Optional[dict]:
         with open(path, encoding="utf-8") as handle:
             report = json.load(handle)
     except FileNotFoundError:
-        logger.warning(f"dune plugin: no {REPORT} in {workdir}: the trf wrote no report")
+        # normal while the trf runs: it writes its report once, at the end
+        logger.debug(f"dune plugin: no {REPORT} in {workdir} (yet)")
         return None
     except (OSError, ValueError) as exc:
         logger.warning(f"dune plugin: cannot read {path}: {exc}")
@@ -94,3 +95,15 @@ def mismatch(output: Output, path: str, checksum_of: Callable[[str], str]) -> Op
     if output.adler32 and checksum != output.adler32.lower():
         return f"{output.lfn} has adler32 {checksum} on disk but {REPORT} says {output.adler32}"
     return None
+
+
+def rewrite(workdir: str, report: dict) -> str:
+    """Replace the report in `workdir` by `report`, atomically (a temporary file, then a rename:
+    no reader ever sees half of it); returns its text."""
+    text = json.dumps(report)
+    path = os.path.join(workdir, REPORT)
+    temporary = f"{path}.dune-plugin.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+    return text
