@@ -138,6 +138,7 @@ cron.database_name = 'postgres'
 pg_partman_bgw.dbname = '{DB_NAME}'
 max_connections = 200
 shared_buffers = 64MB
+# a cluster for one session, thrown away after: durability would only cost time
 fsync = off
 synchronous_commit = off
 full_page_writes = off

@@ -5,6 +5,7 @@ as opaque metaData; here each output gets the GUID, size and adler32 the trf wro
 report, after checking them against the file, and the job's nEvents/nEventsW come from it; the
 report also gets the node's and its GPUs' records, which PanDA's brokerage reads.
 """
+import json
 import logging
 import os
 
@@ -96,7 +97,13 @@ def get_metadata(workdir: str) -> str:
         report["worker_node_gpus"] = worker_node_gpus(report, node)
     if not node and "worker_node_gpus" not in report:
         return metadata
-    return jobreport.rewrite(workdir, report)
+    try:
+        return jobreport.rewrite(workdir, report)
+    except OSError as exc:
+        # The pilot calls this unguarded in its final update: a full or read-only disk must not
+        # stop that update. Direct mode still sends the records; Harvester gets the trf's report.
+        logger.warning(f"dune plugin: cannot add the worker-node records to {jobreport.REPORT}: {exc}")
+        return json.dumps(report)
 
 
 def worker_node() -> dict:

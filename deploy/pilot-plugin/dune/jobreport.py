@@ -103,7 +103,12 @@ def rewrite(workdir: str, report: dict) -> str:
     text = json.dumps(report)
     path = os.path.join(workdir, REPORT)
     temporary = f"{path}.dune-plugin.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except OSError:
+        if os.path.exists(temporary):  # a half-written copy must not stay in the job directory
+            os.remove(temporary)
+        raise
     return text
