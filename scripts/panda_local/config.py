@@ -27,6 +27,11 @@ class Endpoints:
     production_dns: tuple
 
 
+# JEDI agents panda_jedi.cfg makes JediMaster start, one each: task refiner, task broker, contents
+# feeder, job generator, post-processor, task commando, watchdog (for the one VO of VOS).
+JEDI_AGENTS = 7
+
+
 def _vo_list(vos: tuple, module: str) -> str:
     return ",".join(f"{vo}:any:{module}" for vo in vos)
 

@@ -59,14 +59,6 @@ TIMES = ("start_time", "end_time")
 
 
 @dataclass(frozen=True)
-class Queue:
-    """The PUSH queue this worker serves: its name and CRIC record (the pilot's queuedata)."""
-
-    name: str
-    record: Mapping
-
-
-@dataclass(frozen=True)
 class WorkerResult:
     """One worker's life: the job the server gave, the pilot's verdict, what was sent back."""
 
@@ -75,12 +67,12 @@ class WorkerResult:
     updates: list = field(default_factory=list)      # (job_status, request, server response)
 
 
-def acquire(client: ApiClient, queue: Queue, prod_source_label: str) -> Optional[dict]:
-    """One job for `queue`, or None when the server has none."""
+def acquire(client: ApiClient, queue: str, prod_source_label: str) -> Optional[dict]:
+    """One job for the PanDA queue `queue`, or None when the server has none."""
     try:
         data = client.call("pilot/acquire_jobs", {
-            "site_name": queue.name, "prod_source_label": prod_source_label, "node": NODE,
-            "computing_element": queue.name, "n_jobs": 1, "scheduler_id": f"harvester-{HARVESTER_ID}"})
+            "site_name": queue, "prod_source_label": prod_source_label, "node": NODE,
+            "computing_element": queue, "n_jobs": 1, "scheduler_id": f"harvester-{HARVESTER_ID}"})
     except StackError as err:
         if "No jobs in PanDA" in str(err):
             return None

@@ -162,7 +162,7 @@ def _wait_jedi(stack: Stack, deadline: float) -> None:
         text = out.read_text(errors="replace") if out.exists() else ""
         if "died in initialization" in text or not _alive(stack.pids["jedi"]):
             raise StackError(f"JEDI did not start; see {out}")
-        if text.count("start launcher") >= 7:
+        if text.count("start launcher") >= config.JEDI_AGENTS:
             return
         time.sleep(0.5)
     raise StackError(f"JEDI did not start in time; see {out}")

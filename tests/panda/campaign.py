@@ -131,7 +131,7 @@ def _worker(panda: stack.Stack, queue: str, by_task: dict, storage: Path, pyz: P
     record = queues.standard()[queue]
     while time.monotonic() < deadline:
         database.refresh_for_jedi(panda.db)     # pg_cron does it every minute
-        job = harvester.acquire(panda.client(), harvester.Queue(queue, record), "user")
+        job = harvester.acquire(panda.client(), queue, "user")
         if job is not None:
             break
         time.sleep(3)
