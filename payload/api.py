@@ -38,13 +38,13 @@ def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
 
 
 def infer(inputs: Sequence[Path], model: Path, output_pred: Path, config: InferConfig, *,
-          provenance: Provenance = Provenance(), progress: Optional[ProgressFn] = None,
-          should_stop: Optional[StopFn] = None) -> StepResult:
+          output_plot: Optional[Path] = None, provenance: Provenance = Provenance(),
+          progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> StepResult:
     """Write per-pixel predictions for event files; see payload.inference.infer."""
     from payload import inference
 
-    return inference.infer(inputs, model, output_pred, config, provenance=provenance,
-                           progress=progress, should_stop=should_stop)
+    return inference.infer(inputs, model, output_pred, config, output_plot=output_plot,
+                           provenance=provenance, progress=progress, should_stop=should_stop)
 
 
 def evaluate(inputs: Sequence[Path], model: Path, config: InferConfig, *,

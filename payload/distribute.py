@@ -142,6 +142,14 @@ def _address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _own_address_and_peers(plan: DistributionPlan) -> tuple[str, list[str]]:
+    """This worker's host:port and every other worker's, chief first, from the plan's TF_CONFIG."""
+    task = plan.cluster["task"]
+    tasks = plan.cluster["cluster"]
+    mine = tasks[task["type"]][int(task["index"])]
+    return mine, [a for kind in ("chief", "worker") for a in tasks.get(kind, ()) if a != mine]
+
+
 def rendezvous(plan: DistributionPlan, poll_s: float = 0.2) -> None:
     """Wait, at most `plan.timeout_s`, until every other worker listens on its address.
 
@@ -151,10 +159,7 @@ def rendezvous(plan: DistributionPlan, poll_s: float = 0.2) -> None:
     peer; a peer that is still missing at the deadline is named in the error."""
     import socket
 
-    task = plan.cluster["task"]
-    tasks = plan.cluster["cluster"]
-    mine = tasks[task["type"]][int(task["index"])]
-    peers = [a for kind in ("chief", "worker") for a in tasks.get(kind, ()) if a != mine]
+    mine, peers = _own_address_and_peers(plan)
     host, port = _address(mine)
     try:
         listener = socket.create_server((host, port), reuse_port=False)
@@ -310,6 +315,9 @@ def _collective_message(plan: DistributionPlan, err: Exception,
                         what: str = "a collective operation with the other workers failed") -> str:
     text = str(getattr(err, "message", err)).strip()
     first = text.splitlines()[0][:200] if text else ""
-    return (f"worker {plan.worker_index} of {plan.workers}: {what} ({type(err).__name__}: {first}); "
-            f"a worker died or stopped answering within {plan.timeout_s:g} s. The job fails instead "
-            "of hanging; a retry resumes from the last complete checkpoint")
+    # What happened and what follows come first: a job report keeps the message's first 256
+    # characters, and the framework's own text is long.
+    return (f"worker {plan.worker_index} of {plan.workers}: {what}: a worker died or stopped answering "
+            f"within {plan.timeout_s:g} s; the job fails instead of hanging and a retry resumes from "
+            f"the last complete checkpoint (peers {', '.join(_own_address_and_peers(plan)[1])}; "
+            f"{type(err).__name__}: {first})")

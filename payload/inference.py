@@ -83,10 +83,11 @@ def _count(inputs, config: InferConfig, require_labels: bool):
 
 
 def infer(inputs: Sequence[Path], model: Path, output_pred: Path, config: InferConfig, *,
-          provenance: Provenance = Provenance(), progress: Optional[ProgressFn] = None,
-          should_stop: Optional[StopFn] = None) -> StepResult:
+          output_plot: Optional[Path] = None, provenance: Provenance = Provenance(),
+          progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> StepResult:
     """Classify every pixel of the selected events of `inputs` with the network in `model` and
-    write the predictions file `output_pred` (class scores float16, or classes uint8).
+    write the predictions file `output_pred` (class scores float16, or classes uint8), and with
+    `output_plot` an event display of the first event with its prediction.
 
     Raises EventFileError / NoEventsError for bad inputs, ModelFileError for a model file that is
     unreadable or of another config, StopRequested; no partial predictions file is left behind.
@@ -94,15 +95,25 @@ def infer(inputs: Sequence[Path], model: Path, output_pred: Path, config: InferC
     inputs = list(inputs)
     counts, n = _count(inputs, config, require_labels=False)
     network = prediction_model(model, config)
+    first_event = None
     done = 0
     with PredictionWriter(output_pred, n_events=n, output_format=config.output_format,
                           attrs=_prediction_attrs(model, _network_name(network), config, provenance, counts)) as writer:
         for batch, probs in predict_batches(network, inputs, config, with_labels=False, should_stop=should_stop):
             writer.write(batch.event_id, probs, from_logits=False)
+            if first_event is None:
+                first_event = (batch.images[0], probs[0].argmax(axis=-1), int(batch.event_id[0]))
             done += len(probs)
             if progress is not None:
                 progress(Progress("inference", done, n))
-    return StepResult(mode="infer", processed_events=done, inputs=counts, outputs={str(output_pred): done})
+    outputs = {str(output_pred): done}
+    if output_plot is not None:
+        from payload.display import event_display
+
+        image, classes, event_id = first_event
+        event_display((image, None), event_id, output_plot, predictions=classes)
+        outputs[str(output_plot)] = 0
+    return StepResult(mode="infer", processed_events=done, inputs=counts, outputs=outputs)
 
 
 def evaluate(inputs: Sequence[Path], model: Path, config: InferConfig, *,

@@ -100,15 +100,18 @@ class PixelPosition(layers.Layer):
 
     def call(self, images, origin=None):
         batch, height, width = ops.shape(images)[0], ops.shape(images)[1], ops.shape(images)[2]
-        rows = ops.arange(height, dtype=self.compute_dtype)[None, :]
-        cols = ops.arange(width, dtype=self.compute_dtype)[None, :]
+        # Positions in float32, cast once scaled: TensorFlow has no float16 range op, and bfloat16
+        # holds integers exactly only up to 256 (a 320-pixel event has more).
+        rows = ops.arange(height, dtype="float32")[None, :]
+        cols = ops.arange(width, dtype="float32")[None, :]
         if origin is not None:
-            origin = ops.cast(origin, self.compute_dtype)
+            origin = ops.cast(origin, "float32")
             rows, cols = rows + origin[:, 0:1], cols + origin[:, 1:2]
         rows = ops.broadcast_to(rows / (self.full_shape[0] - 1), (batch, height))
         cols = ops.broadcast_to(cols / (self.full_shape[1] - 1), (batch, width))
         grid = ops.stack([ops.broadcast_to(rows[:, :, None], (batch, height, width)),
                           ops.broadcast_to(cols[:, None, :], (batch, height, width))], axis=-1)
+        grid = ops.cast(grid, self.compute_dtype)
         return ops.concatenate([ops.cast(images, self.compute_dtype), grid], axis=-1)
 
     def compute_output_shape(self, input_shape):

@@ -40,6 +40,7 @@ class Cause(str, Enum):
     PAYLOAD_CRASHED = "payload-crashed"  # the payload step's process died (exit 80)
     HOST_OOM = "host-oom"                # it ran out of host memory (exit 81)
     GPU_OOM = "gpu-oom"                  # it ran out of GPU memory (exit 81)
+    WORKER_LOST = "worker-lost"          # a peer of a multi-worker training died or went silent (exit 65)
 
     # Python 3.12 formats a str-mixin enum member as "Cause.NOT_FOUND"; messages need the value.
     def __str__(self) -> str:

@@ -82,6 +82,13 @@ class ExecutionError(TrfError):
     exit_code = ec.EXEC_FAIL
 
 
+class WorkerLostError(ExecutionError):
+    """A peer of a multi-worker training died, never started or stopped answering: the
+    collectives cannot go on, so this worker fails (exit 65) instead of waiting for the walltime."""
+
+    cause = Cause.WORKER_LOST
+
+
 class TimeLimitError(TrfError):
     exit_code = ec.EXEC_TIMEOUT
 

@@ -75,6 +75,8 @@ def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop: StopSta
     if not cluster.is_chief:
         # Only the chief's outputs and reports reach the pilot; the others keep theirs aside.
         report.workdir = outputs.workdir = dist.worker_workdir(cluster, report.workdir)
+        log(f"worker {cluster.rank} of {cluster.size}: the chief writes the job's outputs and report; "
+            f"this worker's own go to {report.workdir}")
     if dist.idle_worker(spec, cluster):
         log(f"worker {cluster.rank} of {cluster.size}: {spec.mode} runs on the chief alone")
         return

@@ -21,13 +21,17 @@ OOM_TYPES = ("ResourceExhaustedError", "OutOfMemoryError")
 # What TensorFlow, XLA and the CUDA runtime say when a device allocation fails.
 OOM_TEXTS = ("OOM when allocating", "RESOURCE_EXHAUSTED", "CUDA_ERROR_OUT_OF_MEMORY",
              "out of memory", "Out of memory")
+# C++'s operator new failing (TensorFlow's CPU kernels under a data or address-space limit end in
+# "terminate called after throwing an instance of 'std::bad_alloc'" and SIGABRT): host memory,
+# whatever the device.
+HOST_OOM_TEXTS = ("std::bad_alloc",)
 
 
 def oom_cause(text: str, device: str) -> Optional[str]:
     """`gpu-oom` or `host-oom` when `text` (an error or a stderr tail) reports an allocation failure
     on `device`, else None."""
     if not any(t in text for t in OOM_TEXTS):
-        return None
+        return "host-oom" if any(t in text for t in HOST_OOM_TEXTS) else None
     on_gpu = device == "gpu" or "GPU" in text or "CUDA" in text or "cuda" in text
     return "gpu-oom" if on_gpu else "host-oom"
 

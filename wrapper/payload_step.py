@@ -15,7 +15,7 @@ import payload
 from payload import errors as perr
 from payload.api import InferConfig, Progress, Provenance, StepResult, TrainConfig
 from wrapper.errors import (ExecutionError, InputFileError, NoEventsError, OutputFileError,
-                            TrfError)
+                            TrfError, WorkerLostError)
 from wrapper.spec import JobSpec
 from wrapper.staging.scratch import is_disk_full
 
@@ -86,7 +86,8 @@ def run_step(request: StepRequest, inputs: Sequence, *, progress: Callable[[Prog
                              output_metrics=out("outputMetricsFile"), output_plot=out("outputPlotFile"),
                              on_checkpoint=on_checkpoint, **common)
         if request.mode == "infer":
-            return api.infer(inputs, request.model, out("outputPredFile"), request.config, **common)
+            return api.infer(inputs, request.model, out("outputPredFile"), request.config,
+                             output_plot=out("outputPlotFile"), **common)
         return api.evaluate(inputs, request.model, request.config,
                             output_metrics=out("outputMetricsFile"), output_pred=out("outputPredFile"),
                             output_plot=out("outputPlotFile"), **common)
@@ -116,7 +117,7 @@ def payload_errors() -> Iterator[None]:
     except perr.NoEventsError as err:
         raise NoEventsError(str(err)) from None
     except perr.CollectiveError as err:
-        raise ExecutionError(str(err)) from None
+        raise WorkerLostError(str(err)) from None
     except perr.UnsupportedOptionError as err:
         raise ExecutionError(f"{err} (the trf's option: drop --cropSize)") from None
     except perr.TrainingDivergedError as err:

@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import quote, quote_plus
 
-# Values of these variables never appear in output, whatever text carries them.
+from wrapper.tokens import discovered_tokens
+
+# Values of these variables never appear in output, whatever text carries them. Bearer tokens
+# (BEARER_TOKEN and the token files) come from wrapper.tokens, the places the staging reads.
 SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "BEARER_TOKEN",
               "X509_USER_PROXY", "PANDA_AUTH_TOKEN", "OIDC_TOKEN")
+MIN_SECRET = 4     # shorter values would blank ordinary words
 
 _PATTERNS = (
     # user:pass@host; AWS secret keys hold '/', so the password part may too (bounded, so that a
@@ -22,22 +27,22 @@ _PATTERNS = (
 
 
 def redact(text: str) -> str:
-    """`text` with URL credentials, signatures, bearer tokens and secret env values replaced by ***."""
+    """`text` with URL credentials, signatures, bearer tokens (by pattern, and by value wherever
+    wrapper.tokens finds them) and secret env values replaced by ***."""
     if not text:
         return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
-    for name in SECRET_ENV:
-        value = os.environ.get(name)
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    token_file = os.environ.get("BEARER_TOKEN_FILE")
-    if token_file:
-        try:
-            with open(token_file, encoding="utf-8") as handle:
-                token = handle.read().strip()
-        except OSError:
-            token = ""
-        if len(token) >= 4:
-            text = text.replace(token, "***")
+    for value in secret_values():
+        text = text.replace(value, "***")
     return text
+
+
+def secret_values() -> list[str]:
+    """Every secret value of this process (SECRET_ENV, every discovered bearer token), each also
+    as a URL carries it (percent-encoded, '+' for spaces), longest first so that no shorter value
+    leaves part of a longer one behind."""
+    values = {os.environ.get(name, "") for name in SECRET_ENV} | set(discovered_tokens())
+    forms = {form for value in values if len(value) >= MIN_SECRET
+             for form in (value, quote(value, safe=""), quote(value), quote_plus(value))}
+    return sorted(forms, key=len, reverse=True)

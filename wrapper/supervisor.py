@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from typing import Callable, Optional
 
 from wrapper import exitcodes as ec
 from wrapper.errors import ExecutionError, TrfError
+from wrapper.memory_limits import describe_limits, oom_kills
 from wrapper.payload_child import oom_cause
 from wrapper.payload_step import StepRequest, error_from_fields
 from wrapper.progress import log
@@ -35,6 +37,9 @@ STOP_WAIT_S = 10.0        # a child asked to stop (time limit) gets this long, t
 SIGNAL_WAIT_S = 0.5       # after a stop signal the trf has seconds left: the child gets this long
 STDERR_TAIL = 64          # lines of the child's stderr kept for the diagnosis
 POLL_S = 0.2
+# abseil's INFO/WARNING lines ("I0000 00:00:...", "W1202 ...") and its notice before logging is set
+# up: the framework's chatter, never its last words.
+_FRAMEWORK_CHATTER = re.compile(r"^([IW]\d{4} \d\d:\d\d|WARNING: All log messages before absl)")
 
 _BOOT = ("import sys; sys.path[:0] = {path!r}; "
          "from wrapper.payload_child import main; main({fd})")
@@ -67,39 +72,14 @@ class ChildOutcome:
     direct_stats: dict = field(default_factory=dict)
 
 
-def _memory_cgroup_oom_kills() -> Optional[int]:
-    """How many processes the kernel's OOM killer has ended in this process's memory cgroup
-    (cgroup v2 memory.events, v1 memory.oom_control), None where the kernel does not say."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if controllers == "":
-            candidates = [Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.events"]
-        elif "memory" in controllers.split(","):
-            candidates = [Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.oom_control"]
-        else:
-            continue
-        for candidate in candidates:
-            try:
-                for entry in candidate.read_text().splitlines():
-                    key, _, value = entry.partition(" ")
-                    if key == "oom_kill":
-                        return int(value)
-            except (OSError, ValueError):
-                continue
-    return None
-
-
 class Child:
     """One running payload child: its process, its pipe and the tail of its stderr."""
 
     def __init__(self, request: StepRequest):
         parent_end, child_end = Pipe(duplex=True)
         self.conn = parent_end
-        self.oom_kills_before = _memory_cgroup_oom_kills()
+        self.device = request.device
+        self.oom_kills_before = oom_kills()
         boot = _BOOT.format(path=[p for p in sys.path if p], fd=child_end.fileno())
         self.proc = subprocess.Popen([sys.executable, "-c", boot], pass_fds=(child_end.fileno(),),
                                      stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -152,29 +132,51 @@ class Child:
 
     def death(self) -> TrfError:
         """The error that names how the child ended without a final message."""
-        code = self.proc.returncode
-        tail = "\n".join(self.tail)
-        detail = f"; its last error line: {self.tail[-1][:200]}" if self.tail else ""
-        cause = oom_cause(tail, "")
-        kills = _memory_cgroup_oom_kills()
-        if code == -signal.SIGKILL and kills is not None and self.oom_kills_before is not None \
-                and kills > self.oom_kills_before:
-            cause = "host-oom"
-        if cause == "host-oom":
-            return PayloadOutOfMemory("the payload step ran out of host memory and was killed; ask for "
-                                      "more memory per job or use fewer events per job or a smaller "
-                                      "--batchSize", cause="host-oom", extra=detail)
-        if cause == "gpu-oom":
-            return PayloadOutOfMemory("the payload step ran out of GPU memory; use a smaller --batchSize "
-                                      "or a build for a larger GPU", cause="gpu-oom", extra=detail)
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name
-            hint = (" (the kernel's OOM killer also sends SIGKILL: check the job's memory)"
-                    if -code == signal.SIGKILL else "")
-            return PayloadCrashed(f"the payload step crashed: killed by {name}{hint}; partial outputs "
-                                  "removed, see the log for the framework's last words", extra=detail)
-        return PayloadCrashed(f"the payload step exited with status {code} without a result; partial "
-                              "outputs removed, see the log", extra=detail)
+        return death_error(self.proc.returncode, list(self.tail), self.device,
+                           self.oom_kills_before, oom_kills())
+
+
+def last_words(tail: list[str]) -> str:
+    """The child's last stderr line that is not the framework's routine logging ("" if none)."""
+    for line in reversed(tail):
+        if line.strip() and not _FRAMEWORK_CHATTER.match(line):
+            return line.strip()
+    return ""
+
+
+def host_oom_advice() -> str:
+    """What to change after a host out-of-memory, with the limit the job met where one is known."""
+    limits = describe_limits()
+    return ((f" ({limits})" if limits else "") + "; ask the queue for more memory per job (the task's "
+            "ramCount), or use a smaller --batchSize or fewer events per job")
+
+
+def death_error(code: Optional[int], tail: list[str], device: str, oom_kills_before: Optional[int],
+                oom_kills_after: Optional[int]) -> TrfError:
+    """The error for a child that ended with status `code` (negative: the signal) without a final
+    message: out of memory where its stderr `tail` or the memory cgroup's OOM-kill counter says so,
+    otherwise a crash naming the signal or the status."""
+    words = last_words(tail)
+    detail = f"; its last error line: {words[:200]}" if words else ""
+    cause = oom_cause("\n".join(tail), device)
+    if code == -signal.SIGKILL and oom_kills_after is not None and oom_kills_before is not None \
+            and oom_kills_after > oom_kills_before:
+        return PayloadOutOfMemory("the payload step ran out of host memory and the kernel's OOM killer "
+                                  "ended it" + host_oom_advice(), cause="host-oom", extra=detail)
+    if cause == "host-oom":
+        return PayloadOutOfMemory("the payload step ran out of host memory" + host_oom_advice(),
+                                  cause="host-oom", extra=detail)
+    if cause == "gpu-oom":
+        return PayloadOutOfMemory("the payload step ran out of GPU memory; use a smaller --batchSize "
+                                  "or a build for a larger GPU", cause="gpu-oom", extra=detail)
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        hint = (" (the kernel's OOM killer also sends SIGKILL: check the job's memory)"
+                if -code == signal.SIGKILL else "")
+        return PayloadCrashed(f"the payload step crashed: killed by {name}{hint}; partial outputs "
+                              "removed, see the log for the framework's last words", extra=detail)
+    return PayloadCrashed(f"the payload step exited with status {code} without a result; partial "
+                          "outputs removed, see the log", extra=detail)
 
 
 def run_supervised(request: StepRequest, *, progress: Callable, stop_requested: Callable[[], bool],
@@ -234,10 +236,11 @@ def run_supervised(request: StepRequest, *, progress: Callable, stop_requested: 
         raise error_from_fields(body[0])
     if kind == "oom":
         cause, text = body[0], body[1]
-        where = "GPU" if cause == "gpu-oom" else "host"
-        raise PayloadOutOfMemory(f"the payload step ran out of {where} memory: {text}; use a smaller "
-                                 "--batchSize" + (" or a build for a larger GPU" if cause == "gpu-oom"
-                                                  else " or ask for more memory per job"), cause=cause)
+        if cause == "gpu-oom":
+            raise PayloadOutOfMemory(f"the payload step ran out of GPU memory: {text}; use a smaller "
+                                     "--batchSize or a build for a larger GPU", cause=cause)
+        raise PayloadOutOfMemory(f"the payload step ran out of host memory: {text}" + host_oom_advice(),
+                                 cause=cause)
     name, text = body[0], body[1]
     raise TrfError(f"unexpected {name} in the payload step: {text[:200]}; this is a bug, please "
                    "report it with the log", exit_code=ec.UNEXPECTED_OTHER)

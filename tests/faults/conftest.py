@@ -13,9 +13,14 @@ real ones of the suite's SeaweedFS), BEARER_TOKEN, BEARER_TOKEN_FILE and X509_US
 - no secret value appears in stdout, stderr, any file of the job directory, or any exception
   text the scenario handed over.
 
+- after a successful run, every output the report lists is the file on disk (size and adler32,
+  `tests/outputs_on_disk.py`), and every output the arguments name is listed.
+
 Those checks feed the ledger behind the summary (`scenarios run, passed; files lost; secrets
 leaked`), so the figures are counted from what was verified, not written down. A test that injects
-no fault calls `scenario.control()`: same checks, counted apart from the fault scenarios. The machinery
+no fault calls `scenario.control()`: same checks, counted apart from the fault scenarios. The fault
+scenarios are counted by kind: refused before any work (found from the runs themselves),
+infrastructure and data (`MODULE_KINDS` below, or a test's `fault_kind` marker). The machinery
 itself (runner, checks, ledger) lives in `tests/faults/harness.py`.
 """
 from __future__ import annotations
@@ -33,11 +38,36 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.faults.harness import LEDGER, Scenario, Secrets, Trf  # noqa: E402
+from tests.faults.harness import DATA, INFRASTRUCTURE, LEDGER, Scenario, Secrets, Trf  # noqa: E402
 from tests.support import httpd, seaweed  # noqa: E402
 
 _SCENARIO_OUTCOME = pytest.StashKey[dict]()
 _SCENARIO = pytest.StashKey[Scenario]()
+
+# The kind of fault each module's scenarios inject; a test whose fault is of another kind says so
+# with `@pytest.mark.fault_kind(...)`. Whatever is declared, a scenario whose every run was refused
+# before any work counts as a refusal (harness.refused_before_work).
+MODULE_KINDS = {
+    "test_faults_staging": INFRASTRUCTURE,     # the store or the server fails, the disk fills up
+    "test_faults_uploads": INFRASTRUCTURE,
+    "test_faults_outputs": INFRASTRUCTURE,     # the job directory is full, read-only or taken
+    "test_faults_signals": INFRASTRUCTURE,     # the pilot stops the job
+    "test_faults_deadlines": INFRASTRUCTURE,   # the queue's walltime runs out
+    "test_faults_direct": INFRASTRUCTURE,
+    "test_faults_crash": INFRASTRUCTURE,       # the payload's process is killed under the trf
+    "test_faults_fail_fast": INFRASTRUCTURE,   # the node has no GPU
+    "test_secrets": INFRASTRUCTURE,            # a store that refuses or is not there, with credentials about
+    "test_faults_data": DATA,                  # event files that are not what they should be, divergence
+    "test_faults_model": DATA,                 # weights and manifests that do not fit the job
+    "test_faults_names": DATA,                 # names from the task or the store that are hostile
+    "test_faults_arguments": DATA,             # input lists too long for the report
+    "test_faults_pilot": DATA,                 # what the pilot hands the trf: a damaged input, a diverging job
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fault_kind(kind): what a fault scenario injects, where it "
+                                       f"differs from its module's ({INFRASTRUCTURE} or {DATA})")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -51,32 +81,17 @@ def pytest_runtest_makereport(item, call):
     if report.when == "teardown":
         passed = bool(phases.get("call")) and all(phases.values())
         current = item.stash.get(_SCENARIO, None)
-        if current is not None and current.is_control:
-            LEDGER.controls += 1
-            LEDGER.controls_passed += passed
-        else:
-            LEDGER.run += 1
-            LEDGER.passed += passed
+        # a test whose set-up failed before its scenario existed counts as a failed fault scenario
+        LEDGER.count(current.kind() if current is not None else "", passed)
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not LEDGER.run and not LEDGER.texts_scanned:
+    if not LEDGER.run and not LEDGER.controls and not LEDGER.texts_scanned:
         return
     write = terminalreporter.write_line
     terminalreporter.write_sep("=", "fault suite")
-    write(f"fault scenarios run (a fault injected in each): {LEDGER.run} ({LEDGER.run - LEDGER.via_pilot} "
-          f"through the CLI, {LEDGER.via_pilot} through the real pilot), passed: {LEDGER.passed}")
-    write(f"control runs (no fault; same checks, not counted above): {LEDGER.controls}, "
-          f"passed: {LEDGER.controls_passed}")
-    write(f"files lost: {len(LEDGER.files_lost)}; partial files left: {len(LEDGER.partial_left)} "
-          f"(S3 output prefixes checked for open multipart uploads and orphans: {LEDGER.uploads_checked})")
-    write(f"secrets leaked: {len(LEDGER.leaks)} ({LEDGER.texts_scanned} texts, "
-          f"{LEDGER.bytes_scanned} bytes scanned for {len(Secrets().values())} secret values)")
-    for problem in LEDGER.files_lost + LEDGER.partial_left + LEDGER.leaks:
-        write(f"  {problem}")
-    if LEDGER.exempt_seen:
-        write(f"the pilot's own logs name the X509_USER_PROXY path (not its content) in "
-              f"{len(LEDGER.exempt_seen)} texts: panda-pilot logs `export X509_USER_PROXY=...`")
+    for line in LEDGER.summary(len(Secrets().values())):
+        write(line)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +130,13 @@ def trf_env(secrets, tls_files) -> dict:
 def scenario(request, secrets):
     """The scenario of this test; its checks run after the test and fail it when they fail."""
     current = Scenario(request.node.name, secrets)
+    marker = request.node.get_closest_marker("fault_kind")
+    module = request.module.__name__.rpartition(".")[2]
+    current.declared_kind = marker.args[0] if marker else MODULE_KINDS.get(module)
+    if current.declared_kind not in (INFRASTRUCTURE, DATA):
+        pytest.fail(f"{request.node.nodeid}: no kind of fault declared ({current.declared_kind!r}): add "
+                    f"{module} to MODULE_KINDS (tests/faults/conftest.py) or mark the test "
+                    f"fault_kind({INFRASTRUCTURE!r} or {DATA!r})")
     request.node.stash[_SCENARIO] = current
     yield current
     LEDGER.via_pilot += current.via_pilot and not current.is_control

@@ -5,6 +5,8 @@ session; the scenarios import `expect_failure` from here.
 """
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import itertools
 import json
@@ -18,8 +20,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
+from urllib.parse import quote, quote_plus
 
 import pytest
+
+from tests.outputs_on_disk import output_problems
 
 # What the pilot reads as meant (docs/design.md, 'The pilot contract'): never 2, 3, 255 or above 255.
 ALLOWED_EXIT = frozenset({0, 4, 5, 7, 9, 11, 15, 16, 17, 64, 65, 67, 69, 80, 81, 250, 251,
@@ -28,6 +33,18 @@ TRACEBACK = "Traceback (most recent call last)"
 PARTIAL = re.compile(r"(^\.tmp\.|\.part$|\.part\.[0-9A-Fa-f]{8}$|^\.ckpt-.*\.tmp$)")
 SCAN_LIMIT = 64 << 20   # files of the job directory scanned for secrets whole, outputs included
 STOP_GRACE_S = 2.0      # SIGKILL follows SIGTERM this soon in the signal scenarios
+
+# What a fault scenario injects, counted apart in the summary. A scenario whose every run was refused
+# before any work (an argument-error exit, no executor step in its report) is a refusal whatever it
+# declared; the others declare infrastructure (the node, the store, the disk, signals, deadlines)
+# or data (what the job was given: inputs, names, weights, manifests, settings that diverge).
+REFUSAL, INFRASTRUCTURE, DATA = "refusal", "infrastructure", "data"
+KINDS = (REFUSAL, INFRASTRUCTURE, DATA)
+KIND_NAMES = {REFUSAL: "refused before any work (argument errors)",
+              INFRASTRUCTURE: "infrastructure (storage, network, disk, signals, deadlines, node)",
+              DATA: "data and model (inputs, names, weights, manifests, divergence)"}
+KIND_SHORT = {REFUSAL: "refused before any work", INFRASTRUCTURE: "infrastructure", DATA: "data/model"}
+ARGUMENT_EXITS = frozenset({4, 5, 7, 16, 17})
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,8 @@ class Secrets:
     proxy_content: str = "faults-PROXY-6a2d8f4c1b"
     wrong_secret: str = "faults-WRONG-secret-4e7a1c9d"
     url_password: str = "faults-URLPASS-2b8e6f"
+    runtime_token: str = "faults-XDGTOKEN-9d4b2e7a1c"   # only in $XDG_RUNTIME_DIR/bt_u<uid>, when a test puts it
+    tmp_token: str = "faults-TMPTOKEN-3c8f1a6e2d"       # only in a private /tmp/bt_u<uid>, when a test puts it
     directory: Path = Path("/nonexistent")
 
     @property
@@ -56,7 +75,13 @@ class Secrets:
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
                 "BEARER_TOKEN": self.bearer, "BEARER_TOKEN_FILE content": self.file_token,
                 "X509_USER_PROXY": str(self.proxy), "proxy content": self.proxy_content,
-                "a wrong AWS secret": self.wrong_secret, "a URL password": self.url_password}
+                "a wrong AWS secret": self.wrong_secret, "a URL password": self.url_password,
+                "$XDG_RUNTIME_DIR/bt_u<uid> content": self.runtime_token,
+                "/tmp/bt_u<uid> content": self.tmp_token}
+
+    def forms(self) -> dict[str, dict[str, str]]:
+        """{what: {needle: form}}: each value as is, URL-encoded and inside base64."""
+        return _forms(tuple(self.values().items()))
 
     def env(self) -> dict[str, str]:
         """The credential part of a worker node's environment."""
@@ -67,6 +92,30 @@ class Secrets:
                 "X509_USER_PROXY": str(self.proxy), "XDG_RUNTIME_DIR": "/nonexistent-runtime-dir"}
 
 
+@functools.lru_cache(maxsize=None)
+def _forms(values: tuple) -> dict[str, dict[str, str]]:
+    return {what: encoded_forms(value) for what, value in values}
+
+
+def encoded_forms(value: str) -> dict[str, str]:
+    """{needle: form} of the ways `value` can sit in a text: as is, as a URL carries it (quote with
+    and without '/' kept, quote_plus), and inside base64 (standard and URL-safe alphabets).
+
+    Base64 turns 3 bytes into 4 characters, so a value inside a longer encoded text reads
+    differently as it starts 0, 1 or 2 bytes into a group: for each offset, the needle is the run of
+    characters that depend on the value's bytes alone, which any such text holds."""
+    forms = {value: "as is"}
+    for encoded in (quote(value, safe=""), quote(value), quote_plus(value)):
+        forms.setdefault(encoded, "URL-encoded")
+    raw = value.encode()
+    for alphabet, encode in (("base64", base64.b64encode), ("URL-safe base64", base64.urlsafe_b64encode)):
+        for offset in range(3):
+            text = encode(b"\0" * offset + raw).decode()
+            first, end = -(-8 * offset // 6), 8 * (offset + len(raw)) // 6
+            forms.setdefault(text[first:end], alphabet)
+    return forms
+
+
 # ---------------------------------------------------------------------------------------------
 # The ledger behind the summary
 
@@ -75,11 +124,14 @@ class Secrets:
 class Ledger:
     """What the suite verified, counted as it happened."""
 
-    run: int = 0                  # scenarios that inject a fault
+    run: int = 0                  # scenarios that inject a fault, of all kinds
     passed: int = 0
+    kinds: dict = field(default_factory=lambda: {kind: [0, 0] for kind in KINDS})   # kind: [run, passed]
     via_pilot: int = 0
     controls: int = 0             # control runs (no fault injected): same checks, not counted as scenarios
     controls_passed: int = 0
+    outputs_checked: int = 0      # outputs of successful runs compared with the disk (size, adler32)
+    successful_runs: int = 0
     files_lost: list = field(default_factory=list)
     partial_left: list = field(default_factory=list)
     leaks: list = field(default_factory=list)
@@ -88,15 +140,59 @@ class Ledger:
     uploads_checked: int = 0      # --outputPrefix places listed for open multipart uploads and orphans
     exempt_seen: list = field(default_factory=list)
 
+    def count(self, kind: Optional[str], passed: bool) -> None:
+        """One finished scenario: a control (`kind` None) or a fault scenario of `kind` (one of
+        KINDS, or "" when its set-up failed before its kind was known)."""
+        if kind is None:
+            self.controls += 1
+            self.controls_passed += passed
+            return
+        self.run += 1
+        self.passed += passed
+        if kind:
+            self.kinds[kind][0] += 1
+            self.kinds[kind][1] += passed
+
+    def summary(self, secret_values: int) -> list[str]:
+        """The lines the suite prints at its end: a headline, then what each figure counts."""
+        by_kind = ", ".join(f"{KIND_SHORT[kind]} {self.kinds[kind][1]}/{self.kinds[kind][0]}" for kind in KINDS)
+        unknown = self.run - sum(run for run, _ in self.kinds.values())
+        lines = [
+            f"fault suite {self.passed}/{self.run} ({by_kind}), controls {self.controls_passed}/"
+            f"{self.controls}, {len(self.files_lost)} lost, {len(self.partial_left)} partial, "
+            f"{len(self.leaks)} secrets",
+            f"fault scenarios run (a fault injected in each): {self.run} ({self.run - self.via_pilot} "
+            f"through the CLI, {self.via_pilot} through the real pilot), passed: {self.passed}",
+            *(f"  {KIND_NAMES[kind]}: {self.kinds[kind][0]}, passed: {self.kinds[kind][1]}" for kind in KINDS),
+            *([f"  of no known kind (set-up failed): {unknown}, passed: 0"] if unknown else []),
+            f"control runs (no fault; same checks, not counted above): {self.controls}, "
+            f"passed: {self.controls_passed}",
+            f"successful runs: {self.successful_runs}, their {self.outputs_checked} outputs compared with "
+            "the files on disk (size, adler32)",
+            f"files lost: {len(self.files_lost)}; partial files left: {len(self.partial_left)} "
+            f"(S3 output prefixes checked for open multipart uploads and orphans: {self.uploads_checked})",
+            f"secrets leaked: {len(self.leaks)} ({self.texts_scanned} texts, {self.bytes_scanned} bytes "
+            f"scanned for {secret_values} secret values, each as is, URL-encoded and in base64)",
+        ]
+        lines += [f"  {problem}" for problem in self.files_lost + self.partial_left + self.leaks]
+        if self.exempt_seen:
+            lines.append(f"the pilot's own logs name the X509_USER_PROXY path (not its content) in "
+                         f"{len(self.exempt_seen)} texts: panda-pilot logs `export X509_USER_PROXY=...`")
+        return lines
+
     def scan(self, secrets: Secrets, label: str, text: str, exempt: frozenset = frozenset()) -> list[str]:
-        """Look for every secret value in `text`; record and return what leaked. A value named in
-        `exempt` is not a leak but is listed apart (`exempt_seen`), so the summary still says so."""
+        """Look for every secret value, in each of its forms (`encoded_forms`), in `text`; record
+        and return what leaked. A value named in `exempt` is not a leak but is listed apart
+        (`exempt_seen`), so the summary still says so."""
         self.texts_scanned += 1
         self.bytes_scanned += len(text)
-        found = [f"{what} in {label}" for what, value in secrets.values().items()
-                 if value in text and what not in exempt]
-        self.exempt_seen.extend(f"{what} in {label}" for what, value in secrets.values().items()
-                                if value in text and what in exempt)
+        found = []
+        for what, forms in secrets.forms().items():
+            form = next((form for needle, form in forms.items() if needle in text), None)
+            if form is None:
+                continue
+            entry = f"{what} in {label}" if form == "as is" else f"{what} ({form}) in {label}"
+            (self.exempt_seen if what in exempt else found).append(entry)
         self.leaks.extend(found)
         return found
 
@@ -151,14 +247,17 @@ def _read_json(path: Path) -> Optional[dict]:
 
 
 class Running:
-    """A trf started in the background (own session, as the pilot starts it), to be stopped."""
+    """A trf started in the background (own session, as the pilot starts it), to be stopped.
 
-    def __init__(self, args: tuple, jobdir: Path, env: dict, logs: Path, on_finish: Callable):
+    `wrap` is a command the trf runs under (it must exec its arguments, keeping the PID)."""
+
+    def __init__(self, args: tuple, jobdir: Path, env: dict, logs: Path, on_finish: Callable,
+                 wrap: Sequence[str] = ()):
         self.args, self.jobdir, self._on_finish = args, jobdir, on_finish
         self.stdout_path, self.stderr_path = logs.with_suffix(".stdout"), logs.with_suffix(".stderr")
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "wrapper", *args], cwd=jobdir, env=env,
-                                         stdout=out, stderr=err, start_new_session=True)
+            self.proc = subprocess.Popen([*wrap, sys.executable, "-m", "wrapper", *args], cwd=jobdir,
+                                         env=env, stdout=out, stderr=err, start_new_session=True)
 
     def stdout(self) -> str:
         return self.stdout_path.read_text(errors="replace")
@@ -221,14 +320,15 @@ class Trf:
         env.update(extra or {})
         return {k: v for k, v in env.items() if v is not None}
 
-    def start(self, *args: str, jobdir: Optional[Path] = None, env: Optional[dict] = None) -> Running:
+    def start(self, *args: str, jobdir: Optional[Path] = None, env: Optional[dict] = None,
+              wrap: Sequence[str] = ()) -> Running:
         jobdir = jobdir or self.jobdir
         logs = self._logs / f"run{next(self._count)}"
-        return Running(tuple(args), jobdir, self._env(env), logs, self.scenario.record)
+        return Running(tuple(args), jobdir, self._env(env), logs, self.scenario.record, wrap)
 
     def __call__(self, *args: str, jobdir: Optional[Path] = None, env: Optional[dict] = None,
-                 timeout: float = 300.0) -> TrfRun:
-        return self.start(*args, jobdir=jobdir, env=env).finish(timeout)
+                 timeout: float = 300.0, wrap: Sequence[str] = ()) -> TrfRun:
+        return self.start(*args, jobdir=jobdir, env=env, wrap=wrap).finish(timeout)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,12 +374,23 @@ class Scenario:
         self._no_report: Optional[str] = None
         self.via_pilot = False
         self.is_control = False
+        self.declared_kind: Optional[str] = None   # set by conftest from the test's module or marker
         self.uploads: list[tuple] = []
+        self._output_problems: list[str] = []
 
     def control(self) -> None:
         """This test injects no fault (a control run, a dry run, a job meant to succeed): its runs
         get every check, but the summary does not count it as a fault scenario."""
         self.is_control = True
+
+    def kind(self) -> Optional[str]:
+        """What the summary counts this scenario as: None for a control, REFUSAL when every run
+        was refused before any work, else the kind it declared."""
+        if self.is_control:
+            return None
+        if self.runs and all(refused_before_work(run) for run in self.runs):
+            return REFUSAL
+        return self.declared_kind
 
     def without_report(self, reason: str) -> None:
         """The job directory cannot hold jobReport.json (read-only, say): its absence is no failure."""
@@ -291,7 +402,21 @@ class Scenario:
         self.uploads.append((client, bucket, prefix))
 
     def record(self, run: TrfRun) -> None:
+        """A finished run; a successful one's outputs are compared with the disk at once, before
+        the test can touch them."""
         self.runs.append(run)
+        if run.rc == 0 and run.report is not None and "--dryRun" not in run.args:
+            self._output_problems += self._outputs_on_disk(run)
+
+    def _outputs_on_disk(self, run: TrfRun) -> list[str]:
+        where = f"run in {run.jobdir.name}"
+        problems, checked = output_problems(run.jobdir, run.report)
+        listed = set(checked)
+        problems += [f"exit 0 but the report lists no output {lfn}" for lfn in run.output_names()
+                     if lfn not in listed]
+        self.ledger.successful_runs += 1
+        self.ledger.outputs_checked += len(checked)
+        return [f"{where}: {problem}" for problem in problems]
 
     def input(self, *paths: Path) -> None:
         """Files the trf reads: they must be byte-for-byte the same afterwards."""
@@ -314,7 +439,7 @@ class Scenario:
     # -- checks --------------------------------------------------------------------------------
 
     def verify(self) -> list[str]:
-        problems: list[str] = []
+        problems: list[str] = list(self._output_problems)
         for run in self.runs:
             problems += self._run_problems(run)
         for path, before in self._inputs.items():
@@ -373,9 +498,6 @@ class Scenario:
             if failed and (final.exists() or final.is_symlink()) and final not in self._kept:
                 self.ledger.files_lost.append(f"{self.name}: {lfn} left under its final name by a failed job")
                 problems.append(f"{where}: {lfn} left under its final name")
-            written = final.is_file() and final.stat().st_size > 0
-            if not failed and "--dryRun" not in run.args and not written:
-                problems.append(f"{where}: exit 0 without output {lfn}")
         killed = run.rc == -signal.SIGKILL   # nothing can clean up after SIGKILL
         for path in [] if killed else _walk(run.jobdir, with_dirs=True):
             if PARTIAL.search(path.name):
@@ -416,6 +538,12 @@ def scan_pilot_run(scenario: Scenario, root: Path) -> int:
         scenario.scan(label, path.read_bytes().decode("latin-1"), PILOT_LOGS_PROXY_PATH)
         count += 1
     return count
+
+
+def refused_before_work(run: TrfRun) -> bool:
+    """The run ended with an argument error and its report shows no step begun."""
+    return (run.rc in ARGUMENT_EXITS and run.report is not None
+            and run.report.get("executor") == [])
 
 
 def _walk(directory: Path, with_dirs: bool = False) -> Iterable[Path]:

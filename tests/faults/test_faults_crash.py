@@ -115,6 +115,7 @@ def test_time_limit_stops_the_payload_child(trf, inputs, jobdir):
 def test_direct_access_inputs_are_reopened_by_the_payload_child(trf, inputs, many_events, s3, scenario):
     # The staged handle lives in the trf; the payload's process opens the object again from its
     # description, and the report counts the bytes both processes read.
+    scenario.control()    # a job meant to succeed: no fault is injected
     uri = s3.put("direct/many.h5", many_events.read_bytes())
     scenario.s3_input(s3.client, s3.bucket, "direct/many.h5")
 

@@ -89,6 +89,7 @@ def test_manifest_build_runs_with_its_own_weights(trf, inputs, tmp_path, scenari
     assert run.report["files"]["output"][0]["subFiles"][0]["nentries"] == 4
 
 
+@pytest.mark.fault_kind("infrastructure")    # the node, not the model, lacks what the job needs
 def test_require_gpu_on_a_node_without_gpu_fails_setup_instead_of_using_the_cpu(trf, inputs, jobdir):
     run = trf(*INFER, f"--inputEventsFile={inputs.events}", f"--modelFile={inputs.model}", "--requireGPU")
 

@@ -1,20 +1,27 @@
 """Secrets: credentials in the environment and in the arguments never reach a log, report or message.
 
 Every scenario of the suite already runs with the suite's AWS keys, BEARER_TOKEN, BEARER_TOKEN_FILE
-and X509_USER_PROXY set and is scanned for them (the `scenario` fixture). The scenarios here put
-credentials where a task definition could: in URLs (user:password@, presigned signatures), in the
-S3 endpoint, behind --debug, and through the token file alone; the in-process tests scan the
-exception texts of the failures that talk to the store with a wrong key.
+and X509_USER_PROXY set and is scanned for them, as is, URL-encoded and in base64 (the `scenario`
+fixture). The scenarios here put credentials where a task definition could: in URLs
+(user:password@, presigned signatures), in the S3 endpoint, behind --debug; and tokens where a token
+agent leaves them: the token file alone, $XDG_RUNTIME_DIR/bt_u<uid>, /tmp/bt_u<uid> (in a private
+/tmp). The in-process tests scan the exception texts of the failures that talk to the store with a
+wrong key.
 """
 from __future__ import annotations
 
+import base64
 import json
+import os
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 
-from tests.faults.harness import LEDGER, Ledger, Scenario, TrfRun, expect_failure
+from tests.faults.harness import DATA, INFRASTRUCTURE, LEDGER, REFUSAL, Ledger, Scenario, TrfRun, expect_failure
+from tests.outputs_on_disk import adler32_hex
 from tests.support import seaweed
+from tests.support.private_tmp import private_tmp
 
 
 def _signed(url: str, secrets) -> str:
@@ -55,14 +62,46 @@ def test_a_signed_https_input_read_with_the_token_file(trf, inputs, https, secre
     assert entry["uri"].endswith("X-Amz-Credential=***&X-Amz-Signature=***") and entry["nentries"] == 4
 
 
+@pytest.mark.parametrize("place", ["runtime-dir", "tmp"])
+def test_a_token_found_by_discovery_alone_is_sent_and_never_written(trf, inputs, https, secrets, tmp_path,
+                                                                     tmp_path_factory, scenario, place):
+    # No BEARER_TOKEN, no BEARER_TOKEN_FILE: the token is where a token agent leaves it. For /tmp,
+    # the trf runs in a /tmp of its own (a private mount namespace); the host's /tmp is not written.
+    scenario.control()    # a job meant to succeed: what is tried is where the token comes from
+    uid = os.getuid()
+    host = Path(f"/tmp/bt_u{uid}")
+    host_before = os.path.lexists(host) and os.lstat(host)
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    if place == "runtime-dir":
+        token, wrap = secrets.runtime_token, ()
+        (runtime / f"bt_u{uid}").write_text(token + "\n")
+    else:
+        token = secrets.tmp_token
+        (tmp_path / "agent-token").write_text(token + "\n")
+        wrap = private_tmp({f"bt_u{uid}": tmp_path / "agent-token"}, keep=[tmp_path_factory.getbasetemp()])
+    url = https.add("/data/ev.h5", inputs.events.read_bytes(), token=token)
+
+    run = trf("--mode=infer", "--modelConfig=tiny", f"--inputEventsFile={url}", f"--modelFile={inputs.model}",
+              "--outputPredFile=pred.h5", wrap=wrap,
+              env={"BEARER_TOKEN": None, "BEARER_TOKEN_FILE": None, "XDG_RUNTIME_DIR": str(runtime)})
+
+    assert run.rc == 0, run.stderr[-3000:]
+    assert https.records and all(r.authorized for r in https.records), https.records   # the token was used
+    assert (os.path.lexists(host) and os.lstat(host)) == host_before
+
+
 def test_an_s3_endpoint_with_credentials_in_its_url(trf, inputs, s3, secrets):
     endpoint = s3.server.endpoint.replace("http://", f"http://{secrets.access_key}:{secrets.secret_key}@")
 
     run = trf("--mode=infer", "--modelConfig=tiny", f"--inputEventsFile=s3://{s3.bucket}/absent.h5",
               f"--modelFile={inputs.model}", "--outputPredFile=pred.h5", f"--s3Endpoint={endpoint}")
 
-    report = expect_failure(run, 9, mentions=(f"s3://{s3.bucket}/absent.h5",))
-    assert report["errorCause"] in ("not-found", "connection", "bad-uri")
+    # botocore drops the URL's userinfo and signs with the environment's keys (the server's own):
+    # the request reaches the server, which answers that the key is not there.
+    report = expect_failure(run, 9, cause="not-found",
+                            mentions=(f"s3://{s3.bucket}/absent.h5", f"no such key in bucket '{s3.bucket}'"))
+    assert report["spec"]["s3Endpoint"] == s3.server.endpoint.replace("http://", "http://***@")
 
 
 def test_debug_tracebacks_carry_no_secret(trf, inputs, s3, scenario):
@@ -160,6 +199,74 @@ def test_the_scenario_checks_can_fail(secrets, tmp_path):
     assert len(ledger.files_lost) == 2 and len(ledger.partial_left) == 1
     assert any("traceback" in p for p in problems) and ledger.texts_scanned >= 4
     assert Path(jobdir / "pred.h5").exists()
+
+
+def _listed(name: str, size: int, adler32: str) -> dict:
+    return {"subFiles": [{"name": name, "file_size": size, "checksum": f"ad:{adler32}", "adler32": adler32}]}
+
+
+def test_the_outputs_check_and_the_tally_can_fail(secrets, tmp_path):
+    # On a private ledger: a successful run whose report says another size, another adler32, an
+    # output that is not there, and leaves out an output its arguments name, is four problems, and
+    # the run that reports right is none; each scenario is counted under its kind.
+    jobdir = tmp_path / "job"
+    jobdir.mkdir()
+    (jobdir / "pred.h5").write_bytes(b"predictions")
+    (jobdir / "metrics.json").write_bytes(b"{}")
+    right = [_listed("pred.h5", 11, adler32_hex(jobdir / "pred.h5")),
+             _listed("metrics.json", 2, adler32_hex(jobdir / "metrics.json"))]
+    wrong = [_listed("pred.h5", 10, adler32_hex(jobdir / "pred.h5")), _listed("metrics.json", 2, "0badc0de"),
+             _listed("model.keras", 5, "00000001")]
+    names = ("--outputPredFile=pred.h5", "--outputMetricsFile=metrics.json", "--outputPlotFile=loss.png")
+    ledger = Ledger()
+    good, bad = Scenario("good", secrets, ledger), Scenario("bad", secrets, ledger)
+    good.record(TrfRun(names[:2], jobdir, 0, "", "", {"exitCode": 0, "files": {"output": right}}, None))
+    bad.record(TrfRun(names, jobdir, 0, "", "", {"exitCode": 0, "files": {"output": wrong}}, None))
+
+    assert good.verify() == []
+    problems = " | ".join(bad.verify())
+    assert problems.count(" | ") == 3, problems
+    for found in ("pred.h5: 11 bytes on disk, report 10", "metrics.json: adler32", "model.keras, not on disk",
+                  "lists no output loss.png"):
+        assert found in problems, problems
+    assert (ledger.successful_runs, ledger.outputs_checked) == (2, 5)
+
+    refused = {"exitCode": 7, "executor": [], "files": {"output": []}}
+    staged = {"exitCode": 7, "executor": [{"name": "stage-in"}], "files": {"output": []}}
+    for name, declared, report, control, kind in [("refusal", DATA, refused, False, REFUSAL),
+                                                  ("after work", DATA, staged, False, DATA),
+                                                  ("node", INFRASTRUCTURE, staged, False, INFRASTRUCTURE),
+                                                  ("control", DATA, refused, True, None)]:
+        scenario = Scenario(name, secrets, ledger)
+        scenario.declared_kind = declared
+        scenario.record(TrfRun((), jobdir, 7, "", "", report, None))
+        if control:
+            scenario.control()
+        assert scenario.kind() == kind, name
+        ledger.count(scenario.kind(), passed=name != "node")
+    assert ledger.summary(10)[0] == ("fault suite 2/3 (refused before any work 1/1, infrastructure 0/1, "
+                                     "data/model 1/1), controls 1/1, 0 lost, 0 partial, 0 secrets")
+
+
+@pytest.mark.parametrize("encode,form", [
+    (lambda text: quote(text, safe=""), "URL-encoded"), (quote, None), (quote_plus, "URL-encoded"),
+    (lambda text: base64.b64encode(text.encode()).decode(), "base64"),
+    (lambda text: base64.urlsafe_b64encode(text.encode()).decode(), "base64"),
+], ids=["quote-all", "quote", "quote_plus", "base64", "urlsafe-base64"])
+def test_the_secrets_scan_finds_encoded_forms(secrets, encode, form):
+    # Every secret, encoded inside a longer text that puts it 0, 1 or 2 bytes into a base64 group
+    # (5 + offset bytes precede it), is found and named with its form; the proxy's path holds '/',
+    # which the URL encodings change. The same text without the secret is clean.
+    ledger = Ledger()
+    for what, value in secrets.values().items():
+        for offset in range(3):
+            text = encode("k" * offset + f"key: {value}/+ and more")
+            (entry,) = ledger.scan(secrets, "planted", f"log line {text} end")
+            assert entry.startswith(what), (entry, what)
+            changed = what == "X509_USER_PROXY" or form == "base64"
+            assert (f"{form})" in entry) if form and changed else entry == f"{what} in planted", entry
+    assert ledger.scan(secrets, "clean", encode("k key: nothing secret/+ and more")) == []
+    assert len(ledger.leaks) == 3 * len(secrets.values())
 
 
 def test_the_strict_checks_can_fail(secrets, s3, tmp_path):

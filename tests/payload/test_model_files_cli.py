@@ -130,15 +130,20 @@ def test_a_manifest_build_may_leave_the_network_to_its_weights_file(tmp_path):
 
 
 def test_the_reference_recipe_trains_through_the_trf(one_event, tmp_path):
-    """--cropSize, --loss=dice and the cosine schedule reach the training: the model it writes is
-    the whole-event network, ready for inference on full events."""
+    """--cropSize, --loss=dice and the cosine schedule reach the training (the config the payload
+    ran with, and the optimizer's learning rate: 1 warm-up step to 1e-3, then the cosine's floor);
+    the model it writes is the whole-event network, ready for inference on full events. What each
+    of them changes is shown in tests/payload/test_arguments_payload_cli.py."""
     code, report = trf(tmp_path / "job", "--mode=train", f"--inputEventsFile={one_event}",
                        "--modelConfig=tiny", "--epochs=2", "--batchSize=1", "--validationSplit=0",
                        "--cropSize=64", "--loss=dice", "--lrSchedule=cosine", "--warmupSteps=1",
-                       "--outputModelFile=model.keras")
+                       "--outputModelFile=model.keras", "--outputMetricsFile=metrics.json")
 
     assert code == 0, report
-    assert report["spec"]["cropSize"] == 64 and report["spec"]["loss"] == "dice"
+    metrics = json.loads((tmp_path / "job" / "metrics.json").read_text())
+    ran = metrics["config"]
+    assert (ran["crop_size"], ran["loss"], ran["lr_schedule"], ran["warmup_steps"]) == (64, "dice", "cosine", 1)
+    assert metrics["history"]["learning_rate"] == pytest.approx([1e-3, 1e-3 * 0.02], rel=1e-3)
     assert network_in_file(tmp_path / "job" / "model.keras") == "tiny"
     code, report = trf(tmp_path / "infer", "--mode=infer", f"--inputEventsFile={one_event}",
                        f"--modelFile={tmp_path / 'job' / 'model.keras'}", "--outputPredFile=pred.h5")

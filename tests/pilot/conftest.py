@@ -42,6 +42,9 @@ VERSIONS = (pilots.PILOT3_VERSION, pilots.PYPI_VERSION)
 # pilot3 with the DUNE user plugin (deploy/pilot-plugin/dune) copied in, run with --pilot-user dune
 DUNE_PLUGIN = f"{pilots.PILOT3_VERSION}+dune"
 PLUGIN_DIR = ROOT / "deploy" / "pilot-plugin" / "dune"
+# Where a job's namespace serves Material.data (every port is free there: its loopback is its own).
+STORAGE_PORT = 18080
+STORAGE_URL = f"http://127.0.0.1:{STORAGE_PORT}/storage"
 # Pilot jobs at once: each is mostly asleep, but a trf that loads the framework holds ~1 GiB.
 PARALLEL = int(os.environ.get("DUNE_PILOT_JOBS", "16"))
 
@@ -99,12 +102,16 @@ JOBS: dict[str, Callable[[Material], PilotJob]] = {
     # the task template names an output the dispatcher does not expect
     "missing_output": lambda m: PilotJob(job_definition(INFER.replace("=pred.h5", "=predictions.h5")),
                                          m.inputs("a.h5", "b.h5", "model.keras"), m.pyz),
-    # training that the batch system ends: SIGTERM to the pilot, which passes it on to the trf
+    # training that the batch system ends: SIGTERM to the pilot, which passes it on to the trf.
+    # The inputs come from the site's storage door, not staged by the pilot: on SIGTERM both pilots
+    # may run their log step before the trf has the signal, and it deletes the inputs the pilot
+    # staged (docs/pilot.md); the trf would then end on the missing input (exit 9, tested in
+    # tests/payload/test_training.py) instead of on the signal.
     "sigterm": lambda m: PilotJob(
-        job_definition("--mode=train --inputEventsFile=a.h5,b.h5 --modelConfig=tiny --epochs=100000 "
-                       "--validationSplit=0 --outputModelFile=trained.keras",
-                       in_files=("a.h5", "b.h5"), out_files=("trained.keras",)),
-        m.inputs("a.h5", "b.h5"), m.pyz, sigterm_after="train epoch 2/"),
+        job_definition(f"--mode=train --inputEventsFile={STORAGE_URL}/a.h5,{STORAGE_URL}/b.h5 "
+                       "--modelConfig=tiny --epochs=100000 --validationSplit=0 "
+                       "--outputModelFile=trained.keras", in_files=(), out_files=("trained.keras",)),
+        (), m.pyz, sigterm_after="train epoch 2/", storage=m.data, storage_port=STORAGE_PORT),
     # the trf in $HARVESTER_WORKDIR, as Harvester may place it: the pilot copies it, nothing is served
     "trf_in_harvester_workdir": lambda m: PilotJob(
         job_definition(INFER), m.inputs("a.h5", "b.h5", "model.keras"), m.pyz,

@@ -147,7 +147,9 @@ def test_existing_final_output_fails_before_any_work(tmp_path, kind):
         final.symlink_to(target)
     err = failure(lambda: OutputPlan(tmp_path, LFNS).check())
     assert err.cause == "exists" and "metrics.json" in err.message and "--outputMetricsFile" in err.message
-    assert final.is_symlink() or final.exists()
+    # left as it was: the link (dangling or not) still a link, the file and the directory still there
+    assert final.is_symlink() == kind.endswith("symlink")
+    assert final.exists() == (kind != "dangling symlink")
 
 
 def test_unwritable_job_directory_fails_the_check(readonly_jobdir):

@@ -1,14 +1,20 @@
 """Credentials never survive redaction, whatever text carries them."""
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from urllib.parse import quote, quote_plus
 
 import pytest
 
+from tests.support.private_tmp import private_tmp
+from wrapper import tokens
 from wrapper.errors import InputFileError
 from wrapper.redact import SECRET_ENV, redact
 from wrapper.report import JobReport
+from wrapper.staging import https
 
 JWT = ("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkdW5lcHJvIiwic2NvcGUiOiJzdG9yYWdlLnJlYWQ6LyJ9."
        "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6")
@@ -16,7 +22,7 @@ JWT = ("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkdW5lcHJvIiwic2NvcGUiOiJ
 
 @pytest.fixture(autouse=True)
 def no_secret_env(monkeypatch):
-    for name in (*SECRET_ENV, "BEARER_TOKEN_FILE"):
+    for name in (*SECRET_ENV, "BEARER_TOKEN_FILE", "XDG_RUNTIME_DIR"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -78,6 +84,62 @@ def test_bearer_token_file_content(monkeypatch, tmp_path):
     assert redact("server rejected wlcg-token-9a8b7c6d5e") == "server rejected ***"
     monkeypatch.setenv("BEARER_TOKEN_FILE", str(tmp_path / "absent"))
     assert redact("nothing to hide") == "nothing to hide"
+
+
+def test_every_discovered_token_is_redacted_and_the_first_is_sent(monkeypatch, tmp_path):
+    # One token in each place the staging looks (but /tmp: see the next test); each is removed by
+    # value, while requests carry the first in the WLCG discovery order.
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    (runtime / f"bt_u{os.getuid()}").write_text("wlcg-runtime-token-4d3c\n")
+    (tmp_path / "token").write_text("wlcg-file-token-8e7f\n")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("BEARER_TOKEN_FILE", str(tmp_path / "token"))
+    monkeypatch.setenv("BEARER_TOKEN", "wlcg-env-token-1a2b")
+    places = [("BEARER_TOKEN", "wlcg-env-token-1a2b"), ("BEARER_TOKEN_FILE", "wlcg-file-token-8e7f"),
+              ("XDG_RUNTIME_DIR", "wlcg-runtime-token-4d3c")]
+
+    for i, (variable, first) in enumerate(places):
+        found = [token for _, token in places[i:]]
+        assert https.auth_headers("https://127.0.0.1/ev.h5") == {"Authorization": f"Bearer {first}"}
+        assert redact(f"tried {' and '.join(found)}") == "tried " + " and ".join(["***"] * len(found))
+        monkeypatch.delenv(variable)
+    assert https.bearer_token is tokens.bearer_token    # one discovery, for sending and for redacting
+
+
+_TMP_TOKEN = """
+import json
+from wrapper.redact import redact
+from wrapper.staging.https import auth_headers
+print(json.dumps([auth_headers("https://127.0.0.1/ev.h5"), redact("rejected wlcg-tmp-token-6b5a")]))
+"""
+
+
+def test_a_token_in_tmp_is_sent_and_redacted_in_a_private_tmp(cli_env, tmp_path):
+    # /tmp/bt_u<uid> is a real user's place: the token goes into a /tmp of the command's own
+    # (a private mount namespace), and the host's /tmp is left as it was.
+    host = f"/tmp/bt_u{os.getuid()}"
+    before = os.path.lexists(host) and os.stat(host, follow_symlinks=False)
+    (tmp_path / "token").write_text("wlcg-tmp-token-6b5a\n")
+    wrap = private_tmp({f"bt_u{os.getuid()}": tmp_path / "token"}, keep=[tmp_path])
+    env = {k: v for k, v in cli_env().items() if k != "XDG_RUNTIME_DIR"}
+
+    done = subprocess.run([*wrap, sys.executable, "-c", _TMP_TOKEN], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [{"Authorization": "Bearer wlcg-tmp-token-6b5a"}, "rejected ***"]
+    assert (os.path.lexists(host) and os.stat(host, follow_symlinks=False)) == before
+
+
+@pytest.mark.parametrize("encode", [lambda v: quote(v, safe=""), quote, quote_plus],
+                         ids=["quote-all", "quote", "quote_plus"])
+def test_url_encoded_secrets_are_redacted(monkeypatch, encode):
+    secret = "wJalr/XUtn+FEMI K7MDENG"      # AWS secret keys hold '/' and '+'
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    assert encode(secret) != secret
+    assert redact(f"GET https://127.0.0.1/b/k?key={encode(secret)}&x=1 failed") == (
+        "GET https://127.0.0.1/b/k?key=***&x=1 failed")
 
 
 def test_ordinary_text_is_untouched():

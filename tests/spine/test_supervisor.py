@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import signal
 from pathlib import Path
 
 import pytest
@@ -10,29 +11,77 @@ from wrapper import exitcodes as ec
 from wrapper.errors import InputFileError, OutputFileError
 from wrapper.payload_child import oom_cause
 from wrapper.payload_step import error_fields, error_from_fields
-from wrapper.supervisor import _memory_cgroup_oom_kills
+from wrapper.memory_limits import memory_cgroup, oom_kills
+from wrapper.supervisor import death_error
 
-# What the frameworks print when an allocation fails (TensorFlow 2.x BFC allocator, XLA, the CUDA
-# driver API, TensorFlow's CPU allocator).
+# What frameworks print when an allocation fails, each copied from the public log named beside it
+# (the GPU ones cannot happen on a CPU machine), or captured from this suite's own runs.
 CAPTURED = {
-    "tf-gpu": ("OOM when allocating tensor with shape[4,64,320,320] and type float on "
-               "/job:localhost/replica:0/task:0/device:GPU:0 by allocator GPU_0_bfc", "gpu"),
-    "xla": ("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 26214400 bytes.", "gpu"),
-    "cuda": ("CUDA_ERROR_OUT_OF_MEMORY: out of memory", ""),
-    "tf-cpu": ("OOM when allocating tensor with shape[64,64,320,320] and type float on "
-               "/job:localhost/replica:0/task:0/device:CPU:0 by allocator cpu", "cpu"),
+    # tensorflow/models#5527 (TF 1.x Faster R-CNN on a GPU): the BFC allocator's error.
+    "tf-gpu": ("ResourceExhaustedError (see above for traceback): OOM when allocating tensor with "
+               "shape[64,2016,9,9] and type float on /job:localhost/replica:0/task:0/device:GPU:0 by "
+               "allocator GPU_0_bfc", "gpu", "gpu-oom"),
+    # jax-ml/jax#13428 (jaxlib on a GPU): XLA's error names no device; the job's device decides.
+    "xla": ("jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory while trying to "
+            "allocate 6291456 bytes.", "gpu", "gpu-oom"),
+    # tensorflow/tensorflow#30912 (TF 1.14, the CUDA driver API), on a job whose device is unknown.
+    "cuda": ("E tensorflow/stream_executor/cuda/cuda_driver.cc:828] failed to allocate 32.00M "
+             "(33554432 bytes) from device: CUDA_ERROR_OUT_OF_MEMORY: out of memory", "", "gpu-oom"),
+    # Captured here: TensorFlow 2.21 CPU, the trf training the tiny network with --batchSize=32
+    # under `prlimit --data=1572864000` (tests/faults/test_faults_memory.py's set-up), its child's
+    # last stderr lines before SIGABRT.
+    "tf-cpu-new": ("terminate called after throwing an instance of 'std::bad_alloc'\n"
+                   "  what():  std::bad_alloc", "cpu", "host-oom"),
+    # The same on a GPU job: operator new failing is host memory whatever the device.
+    "tf-gpu-job-new": ("terminate called after throwing an instance of 'std::bad_alloc'\n"
+                       "  what():  std::bad_alloc", "gpu", "host-oom"),
 }
 
 
 @pytest.mark.parametrize("name", CAPTURED)
 def test_out_of_memory_messages_name_the_memory(name):
-    text, device = CAPTURED[name]
-    assert oom_cause(text, device) == ("host-oom" if name == "tf-cpu" else "gpu-oom")
+    text, device, cause = CAPTURED[name]
+    assert oom_cause(text, device) == cause
 
 
 def test_other_errors_are_not_out_of_memory():
     assert oom_cause("Segmentation fault (core dumped)", "gpu") is None
     assert oom_cause("InvalidArgumentError: logits and labels must have the same shape", "cpu") is None
+
+
+# The child's stderr tail on an abort after a CUDA allocation failure: TensorFlow's CHECK failure
+# as in tensorflow/tensorflow#12237 (the driver's line), preceded by abseil's routine INFO line.
+CUDA_ABORT_TAIL = [
+    "I0000 00:00:1796241086.468843   32540 port.cc:153] oneDNN custom operations are on.",
+    "2017-08-12 08:25:16.508376: E tensorflow/stream_executor/cuda/cuda_driver.cc:924] failed to "
+    "allocate 1.51G (1617277696 bytes) from device: CUDA_ERROR_OUT_OF_MEMORY",
+    "I0000 00:00:1796241087.000001   32540 gpu_device.cc:2022] Created device",
+]
+
+
+def test_a_child_that_aborts_after_a_cuda_allocation_failure_is_gpu_oom_with_its_last_words():
+    err = death_error(-signal.SIGABRT, CUDA_ABORT_TAIL, "gpu", 0, 0)
+    assert (err.exit_code, err.cause) == (ec.EXEC_OOM, "gpu-oom")
+    assert "--batchSize" in err.message and "larger GPU" in err.message
+    assert "CUDA_ERROR_OUT_OF_MEMORY" in err.extra and "oneDNN" not in err.extra
+
+
+def test_a_sigkill_the_oom_killer_counted_is_host_oom_and_one_it_did_not_is_a_crash():
+    killed = death_error(-signal.SIGKILL, [], "cpu", 3, 4)
+    assert (killed.exit_code, killed.cause) == (ec.EXEC_OOM, "host-oom")
+    assert "OOM killer" in killed.message and "--batchSize" in killed.message
+    assert "ramCount" in killed.message
+    other = death_error(-signal.SIGKILL, [], "cpu", 4, 4)
+    assert (other.exit_code, other.cause) == (ec.EXEC_CRASH, "payload-crashed")
+    assert "killed by SIGKILL" in other.message
+    unknown = death_error(-signal.SIGKILL, [], "cpu", None, None)
+    assert unknown.cause == "payload-crashed"
+
+
+def test_a_segfault_without_an_allocation_failure_is_a_crash():
+    err = death_error(-signal.SIGSEGV, ["Fatal Python error: Segmentation fault"], "gpu", 0, 0)
+    assert (err.exit_code, err.cause) == (ec.EXEC_CRASH, "payload-crashed")
+    assert "killed by SIGSEGV" in err.message and "Segmentation fault" in err.extra
 
 
 def test_errors_cross_the_pipe_with_code_and_cause():
@@ -65,6 +114,27 @@ def test_the_oom_kill_counter_of_this_cgroup_is_read_where_the_kernel_has_one():
     counters = [f for f in files if f.is_file() and "oom_kill " in f.read_text()]
     if counters:
         expected = int(counters[0].read_text().split("oom_kill ")[1].split()[0])
-        assert _memory_cgroup_oom_kills() == expected
+        assert oom_kills() == expected
     else:
-        assert _memory_cgroup_oom_kills() is None
+        assert oom_kills() is None
+
+
+def test_memory_cgroup_files_of_both_versions_are_read_with_their_limit_peak_and_kills(tmp_path):
+    v2 = tmp_path / "v2" / "job"
+    v2.mkdir(parents=True)
+    (v2 / "memory.max").write_text("734003200\n")
+    (v2 / "memory.peak").write_text("734000000\n")
+    (v2 / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\n")
+    found = memory_cgroup(tmp_path / "v2", "0::/job\n")
+    assert (found.version, found.limit, found.peak, found.oom_kills) == (2, 734003200, 734000000, 1)
+    (v2 / "memory.max").write_text("max\n")
+    assert memory_cgroup(tmp_path / "v2", "0::/job\n").limit is None
+
+    v1 = tmp_path / "v1" / "memory" / "slurm" / "job_7"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")     # v1's "no limit"
+    (v1 / "memory.max_usage_in_bytes").write_text("52428800\n")
+    (v1 / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    found = memory_cgroup(tmp_path / "v1", "4:memory:/slurm/job_7\n1:cpu:/\n")
+    assert (found.version, found.limit, found.peak, found.oom_kills) == (1, None, 52428800, 2)
+    assert memory_cgroup(tmp_path / "v1", "1:cpu:/\n") is None

@@ -170,6 +170,23 @@ def stop(server: SeaweedServer, *, kill: bool = False, wait_s: float = 15.0) -> 
             sock.unlink(missing_ok=True)
 
 
+def hold_dead(server: SeaweedServer) -> socket.socket:
+    """After `stop`: a socket bound to the stopped server's S3 port, not listening, so that every
+    connection to that endpoint is refused (ECONNREFUSED) until it is closed. Freed, the port could
+    be taken by another test's server, which might accept and never answer: a time-out instead of
+    the refused connection a dead server gives. OSError if someone took the port already."""
+    port = int(server.endpoint.rsplit(":", 1)[1])
+    holder = socket.socket()
+    # the killed server's side of its connections may linger in TIME_WAIT on this port
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        holder.bind((LOOPBACK, port))
+    except OSError:
+        holder.close()
+        raise
+    return holder
+
+
 def _reaped(pid: int, wait_s: float) -> bool:
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:

@@ -7,9 +7,10 @@ from the start again), within the same retry budget. Retry-After is not obeyed: 
 for hours would outlive the job, and our own backoff is bounded.
 
 Credentials: the CA bundle comes from REQUESTS_CA_BUNDLE or X509_CERT_DIR; a WLCG bearer token
-(BEARER_TOKEN, the file named by BEARER_TOKEN_FILE, $XDG_RUNTIME_DIR/bt_u<uid>, /tmp/bt_u<uid>)
-is sent only over https and never written anywhere; it is read again for every request, so a
-token agent may renew the file while a long job runs.
+(BEARER_TOKEN, the file named by BEARER_TOKEN_FILE, $XDG_RUNTIME_DIR/bt_u<uid>, /tmp/bt_u<uid>:
+wrapper/tokens.py, which the redaction reads too) is sent only over https and never written
+anywhere; it is read again for every request, so a token agent may renew the file while a long
+job runs.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from wrapper.staging.options import MiB, StagingOptions, check_deadline
 from wrapper.staging.results import StagedInput
 from wrapper.staging.scratch import discard, finalize, is_disk_full, open_part
 from wrapper.staging.verify import verify
+from wrapper.tokens import bearer_token
 
 if TYPE_CHECKING:
     import requests
@@ -44,26 +46,6 @@ class Remote:
     size: Optional[int]
     validator: Optional[str]
     attempts: int
-
-
-def bearer_token() -> Optional[str]:
-    """The WLCG bearer token, found as the WLCG Bearer Token Discovery spec orders it, or None."""
-    if os.environ.get("BEARER_TOKEN", "").strip():
-        return os.environ["BEARER_TOKEN"].strip()
-    uid = os.getuid()
-    candidates = [os.environ.get("BEARER_TOKEN_FILE")]
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        candidates.append(os.path.join(os.environ["XDG_RUNTIME_DIR"], f"bt_u{uid}"))
-    candidates.append(f"/tmp/bt_u{uid}")
-    for path in filter(None, candidates):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                token = handle.read().strip()
-        except OSError:
-            continue
-        if token:
-            return token
-    return None
 
 
 def ca_bundle():

@@ -111,7 +111,9 @@ class S3:
             retries={"mode": options.s3_retry_mode, "total_max_attempts": options.retries + 1},
             connect_timeout=options.timeout_s, read_timeout=options.timeout_s,
             max_pool_connections=max(10, 2 * options.threads), tcp_keepalive=True,
-            s3={"addressing_style": "path" if options.s3_path_style else "auto"},
+            # "auto" would mean path style at any --s3Endpoint, leaving --s3PathStyle without
+            # effect; "virtual" still falls back to the path against an IP address
+            s3={"addressing_style": "path" if options.s3_path_style else "virtual"},
             signature_version=botocore.UNSIGNED if self.anonymous else None,
             # uploads carry a CRC the store checks; downloads are checked against the HEAD's size,
             # pinned to its ETag, and against adler32 when one is expected, which spares a HEAD per file

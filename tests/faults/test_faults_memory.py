@@ -1,0 +1,129 @@
+"""Fault scenarios: the payload step really runs out of host memory.
+
+Two limits a CPU machine can set, each on the trf from its first instruction (the test's own
+process enters the limit just for the fork, so no allocation of the trf escapes it):
+
+- a memory cgroup (the way Slurm, HTCondor and Kubernetes bound a job): the kernel's OOM killer
+  SIGKILLs the largest process, the payload child, and the cgroup's `oom_kill` counter says why;
+- a data-segment rlimit (RLIMIT_DATA, as `ulimit -d` sets it): the allocation itself fails and the
+  framework raises MemoryError.
+
+A batch of 32 whole events (320 x 320) does not fit under either limit; the tiny network alone does.
+The GPU's out-of-memory cannot be made here: its texts, copied from public logs, are classified in
+tests/spine/test_supervisor.py.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+from pathlib import Path
+
+import pytest
+
+from tests.faults.harness import expect_failure
+
+CGROUP_LIMIT = 700 << 20      # the trf (~100 MiB) and the framework (~400 MiB) fit; the batch does not
+DATA_LIMIT = 2000 << 20       # address space for the framework's libraries and threads, not the batch
+# Memory is the node's resource, not the data's: an infrastructure fault in the fault suite's tally.
+pytestmark = pytest.mark.fault_kind("infrastructure")
+
+TRAIN = ("--mode=train", "--modelConfig=tiny", "--epochs=1", "--batchSize=32", "--validationSplit=0",
+         "--outputModelFile=model.keras", "--outputMetricsFile=metrics.json")
+
+
+@pytest.fixture(scope="module")
+def batch_events(data) -> Path:
+    from payload.simulate import simulate_events
+
+    path = data.directory / "batch32.h5"
+    if not path.exists():
+        simulate_events(32, 41, path=path)
+    return path
+
+
+def _own_memory_cgroup() -> Path:
+    """This process's directory in the cgroup v1 memory hierarchy, or in the v2 unified one where
+    that delegates the memory controller to its children."""
+    lines = [line.split(":", 2) for line in Path("/proc/self/cgroup").read_text().splitlines()]
+    for hierarchy, controllers, path in lines:
+        v1 = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+        if "memory" in controllers.split(",") and (v1 / "memory.limit_in_bytes").is_file():
+            return v1
+        for top in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified")):
+            v2 = top / path.lstrip("/") / "cgroup.subtree_control"
+            if hierarchy == "0" and v2.is_file() and "memory" in v2.read_text().split():
+                return v2.parent
+    raise AssertionError("this machine gives the test no memory cgroup to nest a job's limit in; "
+                         "/proc/self/cgroup:\n" + Path("/proc/self/cgroup").read_text())
+
+
+@contextlib.contextmanager
+def memory_cgroup(limit: int):
+    """A memory cgroup of its own, nested in this process's, limited to `limit` bytes; yields a
+    function that starts what it is given (a callable) inside it. Removed afterwards."""
+    parent = _own_memory_cgroup()
+    group = parent / f"dune-oom-test-{os.getpid()}"
+    group.mkdir()
+    try:
+        v1 = (group / "memory.limit_in_bytes").exists()
+        (group / ("memory.limit_in_bytes" if v1 else "memory.max")).write_text(str(limit))
+        if v1:
+            # Without swap accounting a v1 limit could page the job out instead of ending it.
+            memsw = group / "memory.memsw.limit_in_bytes"
+            if memsw.exists():
+                memsw.write_text(str(limit))
+
+        def inside(start):
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+            try:
+                return start()
+            finally:
+                (parent / "cgroup.procs").write_text(str(os.getpid()))
+
+        yield inside
+    finally:
+        group.rmdir()
+
+
+@contextlib.contextmanager
+def data_limit(limit: int):
+    """RLIMIT_DATA's soft limit at `limit` for the processes this one starts meanwhile."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def _no_outputs(run, jobdir: Path) -> None:
+    assert not (jobdir / "model.keras").exists() and not (jobdir / "metrics.json").exists()
+    assert run.report["executor"][-1]["name"] == "payload"
+    assert run.report["executor"][-1]["statusOK"] is False
+
+
+def test_the_kernels_oom_killer_ends_a_training_whose_batch_exceeds_the_jobs_memory_cgroup(
+        trf, inputs, batch_events, jobdir, scenario):
+    scenario.input(batch_events)
+    with memory_cgroup(CGROUP_LIMIT) as inside:
+        running = inside(lambda: trf.start(*TRAIN, f"--inputEventsFile={batch_events}"))
+        run = running.finish(timeout=300)
+
+    expect_failure(run, 81, acronym="TRF_EXEC_OOM", cause="host-oom",
+                   mentions=("ran out of host memory", "OOM killer", "memory cgroup allows 700 MiB",
+                             "--batchSize", "more memory per job"))
+    _no_outputs(run, jobdir)
+
+
+def test_an_allocation_beyond_the_data_limit_fails_the_payload_with_host_oom(
+        trf, inputs, batch_events, jobdir, scenario):
+    scenario.input(batch_events)
+    with data_limit(DATA_LIMIT):
+        running = trf.start(*TRAIN, f"--inputEventsFile={batch_events}")
+    run = running.finish(timeout=300)
+
+    expect_failure(run, 81, acronym="TRF_EXEC_OOM", cause="host-oom",
+                   mentions=("ran out of host memory", "MemoryError", "RLIMIT_DATA is 2.0 GiB",
+                             "--batchSize", "more memory per job"))
+    _no_outputs(run, jobdir)
