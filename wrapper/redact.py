@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Optional
 from urllib.parse import quote, quote_plus
 
 from wrapper.tokens import discovered_tokens
@@ -26,14 +27,15 @@ _PATTERNS = (
 )
 
 
-def redact(text: str) -> str:
+def redact(text: str, values: Optional[list[str]] = None) -> str:
     """`text` with URL credentials, signatures, bearer tokens (by pattern, and by value wherever
-    wrapper.tokens finds them) and secret env values replaced by ***."""
+    wrapper.tokens finds them) and secret env values replaced by ***. A caller redacting many
+    texts at once passes `values` (secret_values()), so the token files are read once."""
     if not text:
         return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
-    for value in secret_values():
+    for value in secret_values() if values is None else values:
         text = text.replace(value, "***")
     return text
 

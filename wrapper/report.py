@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence
 
 from wrapper import exitcodes as ec
 from wrapper.errors import TrfError
-from wrapper.redact import redact
+from wrapper.redact import redact, secret_values
 
 REPORT_VERSION = "1.0.0"
 JOB_REPORT = "jobReport.json"
@@ -90,13 +90,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _redacted(value: Any) -> Any:
-    """Plain data with every string redacted: sections carry arguments, which may hold signed URLs."""
+def _redacted(value: Any, values: Optional[list] = None) -> Any:
+    """Plain data with every string redacted: sections carry arguments, which may hold signed URLs.
+    The secret values are found once for the whole structure (finding them reads the token files)."""
+    values = secret_values() if values is None else values
     if isinstance(value, dict):
-        return {k: _redacted(v) for k, v in value.items()}
+        return {k: _redacted(v, values) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    return redact(value) if isinstance(value, str) else value
+        return [_redacted(v, values) for v in value]
+    return redact(value, values) if isinstance(value, str) else value
 
 
 def abridged(arguments: dict) -> dict:
