@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Optional
 
 from wrapper.errors import JobInterrupted, OutputFileError, TimeLimitError, TrfError
-from wrapper.outputs import OutputPlan
-from wrapper.progress import ProgressPrinter, log, stdout_to_devnull
-from wrapper.report import JobReport, abridged
+from wrapper.report.outputs import OutputPlan
+from wrapper.report.progress import ProgressPrinter, log, stdout_to_devnull
+from wrapper.report.jobreport import JobReport, abridged
 from wrapper.signals import StopState
-from wrapper.spec import JobSpec
+from wrapper.args.spec import JobSpec
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class JobContext:
     report: JobReport
     outputs: OutputPlan
     stop: StopState
-    cluster: object                      # wrapper.cluster.ClusterSpec
+    cluster: object                      # wrapper.cluster.workers.ClusterSpec
     options: object                      # wrapper.staging.StagingOptions
     printer: ProgressPrinter
     deadline: Optional[float]            # time.monotonic() of --timeLimit, None without one
@@ -52,18 +52,17 @@ class JobContext:
 class BuildChoice:
     """What the platform step chose: the node, the build, and how the payload runs on it."""
 
-    platform: object                     # wrapper.platform.Platform
-    selection: object                    # wrapper.builds.Selection
+    platform: object                     # wrapper.platform.detect.Platform
+    selection: object                    # wrapper.builds.selection.Selection
     batch_size: int
     precision: str
     gpus: int
-    threads: int                         # the job's CPU share (wrapper.cpu_share)
+    threads: int                         # the job's CPU share (wrapper.platform.cpu_share)
 
 
 def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop: StopState) -> None:
     """Run the job `spec` describes, recording each step in `report`; raises TrfError on failure."""
-    from wrapper import job_distribution as dist
-
+    from wrapper.cluster import distribution as dist
     report.section("spec", abridged(spec.explicit()))
     outputs.lfns = spec.outputs()
     if spec.container_image:
@@ -100,7 +99,7 @@ def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop: StopSta
 
 def check_outputs(spec: JobSpec, outputs: OutputPlan) -> None:
     """Before any work: no output may take a reserved name or one already in the job directory."""
-    from wrapper.reserved import check_output_names, trf_file
+    from wrapper.args.reserved import check_output_names, trf_file
 
     inputs = (*spec.input_events, spec.model_file, spec.build_manifest)
     check_output_names(outputs.lfns, [u for u in inputs if u], trf_file())
@@ -109,7 +108,7 @@ def check_outputs(spec: JobSpec, outputs: OutputPlan) -> None:
 
 def check_packages(spec: JobSpec) -> None:
     """The packages this job's mode and URIs need are importable (exit 69 naming them)."""
-    from wrapper.requirements_check import check_requirements
+    from wrapper.platform.requirements import check_requirements
 
     uris = (*spec.input_events, spec.model_file, spec.output_prefix, spec.build_manifest,
             spec.checkpoint_prefix)
@@ -131,8 +130,8 @@ def choose_build(spec: JobSpec, workdir: Path):
 
     The manifest is the one input fetched before the choice: it is small, and the choice needs it.
     """
-    from wrapper import builds
-    from wrapper.platform_probe import detect_platform_apart
+    from wrapper.builds import selection as builds
+    from wrapper.platform.probe import detect_platform_apart
 
     platform = detect_platform_apart()
     if spec.build_manifest:
@@ -149,8 +148,8 @@ def choose_build(spec: JobSpec, workdir: Path):
 
 def choose(job: JobContext) -> BuildChoice:
     """The platform step: the node, the build, its batch size, precision and GPUs (fails fast)."""
-    from wrapper.cpu_share import cpu_share
-    from wrapper.job_distribution import distribution_report, local_gpus
+    from wrapper.platform.cpu_share import cpu_share
+    from wrapper.cluster.distribution import distribution_report, local_gpus
 
     spec, report = job.spec, job.report
     step = report.step("platform")
@@ -182,7 +181,7 @@ def network_of(model_config: Optional[str], model: Optional[Path]) -> Optional[s
 
 def show_platform(spec: JobSpec, report: JobReport) -> None:
     """`--showPlatform`: print what this node is and which build a job would get."""
-    from wrapper.platform import format_platform
+    from wrapper.platform.detect import format_platform
 
     platform, selection = choose_build(spec, report.workdir)
     report.section("platform", platform.to_report())
@@ -218,7 +217,7 @@ def _source_kind(uri: str, workdir: Path) -> str:
 
 def stage_in(job: JobContext) -> tuple:
     """Stage the event files and check their schema (h5py only: a corrupt file fails in a second)."""
-    from wrapper.payload_step import inspect_staged
+    from wrapper.step.request import inspect_staged
     from wrapper.staging import report_entry, stage_inputs
 
     spec, report = job.spec, job.report
@@ -237,11 +236,11 @@ def stage_in(job: JobContext) -> tuple:
 
 def run_payload(job: JobContext, choice: BuildChoice, staged: tuple):
     """Model weights, checkpoints, then the payload step in its supervised child process."""
-    from wrapper import checkpoints
-    from wrapper.job_distribution import payload_distribution
-    from wrapper.payload_step import step_request
+    from wrapper.checkpoints import resume as checkpoints
+    from wrapper.cluster.distribution import payload_distribution
+    from wrapper.step.request import step_request
     from wrapper.staging import report_entry, resolve_one
-    from wrapper.supervisor import ChildOutcome, run_supervised
+    from wrapper.step.supervisor import ChildOutcome, run_supervised
 
     spec, report = job.spec, job.report
     build = choice.selection.build
@@ -315,7 +314,7 @@ def _with_child_reads(entry: dict, direct_stats: dict) -> dict:
 
 def stage_out(job: JobContext, result) -> None:
     """Give the outputs their final names, upload them if asked, and list them in the report."""
-    from wrapper.payload_step import entries_by_output
+    from wrapper.step.request import entries_by_output
     from wrapper.staging import publish_outputs
 
     spec, report, outputs = job.spec, job.report, job.outputs

@@ -11,15 +11,15 @@ from typing import Optional, Sequence
 
 from wrapper import exitcodes as ec
 from wrapper.errors import JobInterrupted, TrfError
-from wrapper.outputs import OutputPlan
-from wrapper.progress import log, stdout_to_devnull
+from wrapper.report.outputs import OutputPlan
+from wrapper.report.progress import log, stdout_to_devnull
 from wrapper.redact import redact
-from wrapper.report import JobReport
+from wrapper.report.jobreport import JobReport
 from wrapper.signals import Interrupted, stop_guard
-from wrapper.spec import JobSpec, parse_job_args
+from wrapper.args.spec import JobSpec, parse_job_args
 from wrapper.staging.scratch import discard_unfinished
-from wrapper.stdout_logging import configure as log_to_stdout
-from wrapper.stdout_logging import native_stderr_to_stdout
+from wrapper.report.stdout_logging import configure as log_to_stdout
+from wrapper.report.stdout_logging import native_stderr_to_stdout
 
 # Quiet the framework's C++ logging before anything can import it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -47,7 +47,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             # Help wins over any other argument, even a bad one.
             spec = None if {"--help", "-h"} & set(argv) else parse_job_args(argv)
             if spec is None or spec.help:
-                from wrapper.helptext import help_text
+                from wrapper.args.helptext import help_text
 
                 _print_stdout(help_text())
                 return ec.OK

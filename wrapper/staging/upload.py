@@ -3,7 +3,7 @@
 Outputs exist as `<job directory>/<LFN>` before they are published (the pilot needs them there
 whatever happens to the upload); they go to `<outputPrefix><LFN>` on S3 (with the adler32 in the
 object's metadata) or by HTTPS PUT, and each is checked by HEAD afterwards. Checkpoints are
-uploaded by wrapper.checkpoints as training writes them, so nothing long is left for the 10 s after SIGTERM.
+uploaded by wrapper.checkpoints.resume as training writes them, so nothing long is left for the 10 s after SIGTERM.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import textwrap
 
 from wrapper import exitcodes
-from wrapper.argdefs import ARGS, BOOL
+from wrapper.args.argdefs import ARGS, BOOL
 
 GROUPS = (("job", "The job"), ("outputs", "Outputs (LFNs in the job directory)"),
           ("training", "Training"), ("platform", "Platform and model builds"),

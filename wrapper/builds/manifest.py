@@ -1,7 +1,7 @@
 """The build manifest: the versioned JSON list of one model's builds, read and validated.
 
 A manifest lists the builds of one model in order of preference (see docs/design.md, 'File
-formats'); `wrapper.builds` chooses one of them for a platform.
+formats'); `wrapper.builds.selection` chooses one of them for a platform.
 
 Manifest, schema_version 1:
     {"schema_version": 1, "model": "...", "model_version": "...",

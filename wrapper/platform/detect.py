@@ -9,10 +9,10 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from wrapper import framework as fw
-from wrapper.cpu import CPUInfo, read_cpu
-from wrapper.framework import FrameworkInfo, arch_cc, keras_backend
-from wrapper.gpus import GPU, GpuReading, apply_visible_devices, read_nvidia_smi, read_nvml
+from wrapper.platform import framework as fw
+from wrapper.platform.cpu import CPUInfo, read_cpu
+from wrapper.platform.framework import FrameworkInfo, arch_cc, keras_backend
+from wrapper.platform.gpus import GPU, GpuReading, apply_visible_devices, read_nvidia_smi, read_nvml
 
 
 @dataclass(frozen=True)

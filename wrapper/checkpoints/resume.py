@@ -2,9 +2,9 @@
 
 A retried job (new PandaID, same task) gets a fresh job directory, so checkpoints live under
 `--checkpointPrefix` (`s3://bucket/dune/task-{taskid}/` or a shared directory; `{taskid}` becomes
-the pilot's PanDA_TaskID), where wrapper.checkpoint_store keeps them. At start the newest
+the pilot's PanDA_TaskID), where wrapper.checkpoints.store keeps them. At start the newest
 complete checkpoint is downloaded, verified, and renamed into the job's local checkpoint directory,
-where the payload's own `latest_checkpoint` finds it. During training wrapper.checkpoint_sync
+where the payload's own `latest_checkpoint` finds it. During training wrapper.checkpoints.sync
 uploads each new checkpoint the payload reports through `on_checkpoint`, in the background.
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from wrapper.checkpoint_store import Checkpoint, S3Store, complete_checkpoints, open_store, resolve_prefix
-from wrapper.checkpoint_sync import CheckpointSync
+from wrapper.checkpoints.store import Checkpoint, S3Store, complete_checkpoints, open_store, resolve_prefix
+from wrapper.checkpoints.sync import CheckpointSync
 from wrapper.errors import InputFileError
-from wrapper.progress import log
+from wrapper.report.progress import log
 from wrapper.redact import redact
 from wrapper.staging.options import StagingOptions
 from wrapper.staging.verify import adler32_of

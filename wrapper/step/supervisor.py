@@ -28,10 +28,10 @@ from typing import Callable, Optional
 
 from wrapper import exitcodes as ec
 from wrapper.errors import ExecutionError, TrfError
-from wrapper.memory_limits import describe_limits, oom_kills
-from wrapper.payload_child import oom_cause
-from wrapper.payload_step import StepRequest, error_from_fields
-from wrapper.progress import log
+from wrapper.platform.memory_limits import describe_limits, oom_kills
+from wrapper.step.child import oom_cause
+from wrapper.step.request import StepRequest, error_from_fields
+from wrapper.report.progress import log
 
 STOP_WAIT_S = 10.0        # a child asked to stop (time limit) gets this long, then SIGKILL
 SIGNAL_WAIT_S = 0.5       # after a stop signal the trf has seconds left: the child gets this long
@@ -42,7 +42,7 @@ POLL_S = 0.2
 _FRAMEWORK_CHATTER = re.compile(r"^([IW]\d{4} \d\d:\d\d|WARNING: All log messages before absl)")
 
 _BOOT = ("import sys; sys.path[:0] = {path!r}; "
-         "from wrapper.payload_child import main; main({fd})")
+         "from wrapper.step.child import main; main({fd})")
 
 
 class PayloadCrashed(TrfError):
@@ -92,7 +92,7 @@ class Child:
 
     def _copy_stderr(self) -> None:
         # Where this process's own descriptor 2 goes: the entry point points it at stdout
-        # (wrapper.stdout_logging), so the framework's notices stay out of payload.stderr, which
+        # (wrapper.report.stdout_logging), so the framework's notices stay out of payload.stderr, which
         # pilot 3.11 scans for container-runtime failures.
         for line in iter(self.proc.stderr.readline, b""):
             self.tail.append(line.decode("utf-8", "replace").rstrip("\n"))

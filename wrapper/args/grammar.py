@@ -3,7 +3,7 @@ docs/design.md, 'Arguments and exit codes').
 
 Handles `--k=v`, `--k v`, several words or commas for lists, JEDI compact lists
 `prefix[001,002]suffix`, old-style `k=v` words, `--argJSON=FILE`, and base64-encoded jobPars.
-Types, ranges and choices are checked later, in wrapper.spec.
+Types, ranges and choices are checked later, in wrapper.args.spec.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import shlex
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from wrapper.argdefs import BOOL, BY_NAME, FLOATLIST, LIST
+from wrapper.args.argdefs import BOOL, BY_NAME, FLOATLIST, LIST
 from wrapper.errors import ArgumentError
 
 _PLACEHOLDER = re.compile(r"\$\{[^}]*\}|\$(IN|OUT|SN|RNDMSEED|MAXEVENTS|SKIPEVENTS|FIRSTEVENT)\b")

@@ -1,11 +1,11 @@
 """How one job is spread: its place in a multi-worker cluster, its GPUs, and what the payload and
-the report are told about it (the cluster itself is read from the launcher by wrapper/cluster.py)."""
+the report are told about it (the cluster itself is read from the launcher by wrapper/cluster/workers.py)."""
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
-from wrapper.cluster import ClusterSpec, detect_cluster
+from wrapper.cluster.workers import ClusterSpec, detect_cluster
 
 
 def job_cluster(spec) -> ClusterSpec:

@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Optional
 
-from wrapper.gpus import GPU, parse_cc
+from wrapper.platform.gpus import GPU, parse_cc
 
 BACKENDS = ("tensorflow", "jax", "torch")
 

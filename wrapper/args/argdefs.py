@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-# Kinds of value an argument takes; conversion lives in wrapper.grammar.
+# Kinds of value an argument takes; conversion lives in wrapper.args.grammar.
 STR, INT, FLOAT, BOOL, LIST, FLOATLIST = "str", "int", "float", "bool", "list", "floatlist"
 
 

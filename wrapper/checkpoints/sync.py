@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from payload.checkpoint_format import KEEP
-from wrapper.checkpoint_store import MANIFEST, manifest_for
-from wrapper.progress import log
+from wrapper.checkpoints.store import MANIFEST, manifest_for
+from wrapper.report.progress import log
 from wrapper.redact import redact
 
 

@@ -1,4 +1,4 @@
-"""Give the framework the job's CPU share (see wrapper/cpu_share.py) before it makes its thread pools.
+"""Give the framework the job's CPU share (see wrapper/platform/cpu_share.py) before it makes its thread pools.
 
 Called by the payload step, in the process that runs the payload, before the first framework op:
 TensorFlow sizes its intra-op and inter-op pools once, when its context starts, and refuses a
@@ -6,7 +6,7 @@ change afterwards.
 """
 from __future__ import annotations
 
-from wrapper.framework import keras_backend
+from wrapper.platform.framework import keras_backend
 
 
 def set_framework_threads(threads: int) -> dict:

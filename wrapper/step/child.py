@@ -1,4 +1,4 @@
-"""The supervised child process that runs the payload step (the parent side is wrapper/supervisor.py).
+"""The supervised child process that runs the payload step (the parent side is wrapper/step/supervisor.py).
 
 It reads one StepRequest from its pipe, runs it, and sends back progress ticks, checkpoints to
 upload, and one final message: the result, an error, "stopped" or a crash. A stop request comes as
@@ -77,7 +77,7 @@ def _direct_stats(handles) -> dict:
 
 def _run(channel: Channel, request) -> None:
     from wrapper.errors import TrfError
-    from wrapper.payload_step import StepStopped, error_fields, run_step
+    from wrapper.step.request import StepStopped, error_fields, run_step
     from wrapper.staging import open_direct_source
 
     handles = []
@@ -90,8 +90,8 @@ def _run(channel: Channel, request) -> None:
                 handles.append(open_direct_source(item))
                 inputs.append(handles[-1])
         if request.threads:
-            from wrapper.framework_threads import set_framework_threads
-            from wrapper.progress import log
+            from wrapper.platform.framework_threads import set_framework_threads
+            from wrapper.report.progress import log
 
             log(f"framework threads: {set_framework_threads(request.threads)}")
         on_checkpoint = ((lambda path: channel.send("checkpoint", str(path)))

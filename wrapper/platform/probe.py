@@ -12,11 +12,11 @@ import pickle
 import subprocess
 import sys
 
-from wrapper.framework import cpu_only_framework
-from wrapper.platform import Platform, detect_platform, with_usability
+from wrapper.platform.framework import cpu_only_framework
+from wrapper.platform.detect import Platform, detect_platform, with_usability
 
 _PROBE = ("import pickle, sys; sys.path[:0] = {path!r}; "
-          "from wrapper.platform import detect_platform; "
+          "from wrapper.platform.detect import detect_platform; "
           "sys.stdout.buffer.write(pickle.dumps(detect_platform(probe_framework=True)))")
 PROBE_TIMEOUT_S = 300.0
 

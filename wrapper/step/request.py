@@ -1,7 +1,7 @@
 """The payload step: the job's mode as one picklable request, and running it with `payload.api`.
 
 `step_request` is built in the trf; `run_step` runs in the supervised child process (see
-wrapper/supervisor.py). This is the only module that calls `payload.api`; payload exceptions become
+wrapper/step/supervisor.py). This is the only module that calls `payload.api`; payload exceptions become
 TrfErrors here.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from payload import errors as perr
 from payload.api import InferConfig, Progress, Provenance, StepResult, TrainConfig
 from wrapper.errors import (ExecutionError, InputFileError, NoEventsError, OutputFileError,
                             TrfError, WorkerLostError)
-from wrapper.spec import JobSpec
+from wrapper.args.spec import JobSpec
 from wrapper.staging.scratch import is_disk_full
 
 

@@ -3,7 +3,7 @@
 `select_build` takes the first build whose requirements the platform meets and says why each
 earlier one was skipped; `--build` names one outright, `--device` and `--requireGPU` narrow where
 it may run (see docs/design.md, 'GPU detection and builds'). The manifest itself is read and
-validated by `wrapper.manifest`; its names are re-exported here for callers of either.
+validated by `wrapper.builds.manifest`; its names are re-exported here for callers of either.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 from wrapper.errors import SetupError
-from wrapper.manifest import (
+from wrapper.builds.manifest import (
     BACKENDS, BF16_CPU_FEATURES, DEVICES, MODEL_NAME, PRECISIONS, SCHEMA_VERSION, Build, Manifest,
     Requirements, default_manifest, load_manifest, manifest_from_json, redact_uri, standard_builds,
 )
-from wrapper.platform import Platform, format_platform, unusable_reason, usable_gpus
+from wrapper.platform.detect import Platform, format_platform, unusable_reason, usable_gpus
 
 __all__ = [
     "BACKENDS", "BF16_CPU_FEATURES", "DEVICES", "MODEL_NAME", "PRECISIONS", "SCHEMA_VERSION", "Build",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from wrapper.cpu_share import CGROUP_ROOT
+from wrapper.platform.cpu_share import CGROUP_ROOT
 
 # cgroup v1 reports "no limit" as a huge page-aligned number rather than "max".
 _V1_UNLIMITED = 1 << 60

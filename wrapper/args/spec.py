@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
-from wrapper import grammar
-from wrapper.argdefs import ARGS, BOOL, BY_NAME, FLOAT, FLOATLIST, INT, LIST, REQUIRED, ArgDef
+from wrapper.args import grammar
+from wrapper.args.argdefs import ARGS, BOOL, BY_NAME, FLOAT, FLOATLIST, INT, LIST, REQUIRED, ArgDef
 from wrapper.errors import (ArgumentChoiceError, ArgumentError, ArgumentMissingError,
                             ArgumentRangeError, ArgumentTypeError)
 

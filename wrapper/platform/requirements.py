@@ -49,7 +49,7 @@ def requirements(mode: Optional[str], *, uris: Iterable[str] = (), plots: bool =
     plots. `backend` defaults to the one Keras will load (KERAS_BACKEND or keras.json)."""
     needed = [NUMPY, H5PY]
     if mode in FRAMEWORK_MODES:
-        from wrapper.framework import keras_backend
+        from wrapper.platform.framework import keras_backend
 
         needed += [KERAS, BACKENDS.get(backend or keras_backend(), BACKENDS["tensorflow"])]
     schemes = {uri.split("://", 1)[0].lower() for uri in uris if "://" in uri}

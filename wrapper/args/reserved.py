@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
 
-from wrapper.checkpoints import LOCAL_DIR as CHECKPOINT_DIR
+from wrapper.checkpoints.resume import LOCAL_DIR as CHECKPOINT_DIR
 from wrapper.errors import ArgumentError
-from wrapper.report import ERROR_REPORT, JOB_REPORT
+from wrapper.report.jobreport import ERROR_REPORT, JOB_REPORT
 from wrapper.staging.catalog import FILENAME as FILE_CATALOG
 
 # Files the trf itself writes in the job directory.

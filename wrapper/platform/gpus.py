@@ -13,8 +13,7 @@ import subprocess
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence
 
-from wrapper import gpu_architectures
-
+from wrapper.platform import gpu_architectures
 SMI_TIMEOUT_S = 30
 
 # The query the nvidia-smi fallback asks. compute_cap (drivers ≥ 510) and mig.mode.current

@@ -1,0 +1,1 @@
+"""The model builds a manifest offers and the one chosen for this node."""
