@@ -3,7 +3,7 @@
     ckpt-e<epoch, 4 digits>-s<step, 7 digits>/model.npz, optimizer.npz, state.json
 
 The payload writes and reads these folders (payload.training); the wrapper copies them to and from
-a task-wide store and adds a MANIFEST.json there (wrapper.checkpoints). Both take the names from
+a task-wide store and adds a MANIFEST.json there (wrapper.checkpoints.resume). Both take the names from
 here. See docs/design.md, 'File formats'.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What running the payload step in a supervised child process costs (wrapper/supervisor.py).
+"""What running the payload step in a supervised child process costs (wrapper/step/supervisor.py).
 
 Both sides run one inference, each in a fresh interpreter timed as a whole process, so each pays
 the framework's start-up once: "in-process" calls the payload step directly (the trf before the
@@ -33,8 +33,8 @@ _SIDE = """
 import sys, time; sys.path[:0] = {path!r}
 start = time.monotonic()
 import pickle
-from wrapper.payload_step import run_step
-from wrapper.supervisor import run_supervised
+from wrapper.step.request import run_step
+from wrapper.step.supervisor import run_supervised
 request = pickle.loads(bytes.fromhex({request!r}))
 if {supervised!r}:
     run_supervised(request, progress=lambda tick: None, stop_requested=lambda: False,
@@ -51,7 +51,7 @@ def _request(work: Path, events: int, config: str):
     from payload.model import build_model, get_config
     from payload.modelfile import save_model
     from payload.simulate import simulate_events
-    from wrapper.payload_step import StepRequest
+    from wrapper.step.request import StepRequest
 
     data = simulate_events(events, 5, path=work / "events.h5")
     model = save_model(build_model(get_config(config)), work / "model.keras")
@@ -71,7 +71,7 @@ def _timed(request, supervised: bool) -> float:
 
 def child_startup_s(repeats: int) -> float:
     """Median seconds for a new interpreter to import the payload child's modules and exit."""
-    code = ("import sys; sys.path[:0] = %r; import wrapper.payload_child, wrapper.payload_step"
+    code = ("import sys; sys.path[:0] = %r; import wrapper.step.child, wrapper.step.request"
             % [p for p in sys.path if p])
     times = []
     for _ in range(repeats):

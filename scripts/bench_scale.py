@@ -4,7 +4,7 @@
     python scripts/bench_scale.py [--events 48] [--batch 2] [--repeats 2]
 
 Both runs train the `tiny` network with payload.api.train on the same synthetic events, launched
-as srun would launch them (SLURM_* environment → wrapper.cluster → TF_CONFIG): one worker with a
+as srun would launch them (SLURM_* environment → wrapper.cluster.workers → TF_CONFIG): one worker with a
 batch of 2×B events, then two workers on loopback with B events each (MultiWorkerMirroredStrategy,
 gradients all-reduced every step). Throughput is training events per second between the first and
 the last training step (start-up, tracing and validation left out). The ratio two/one shows what the

@@ -7,7 +7,7 @@ running `wrapper.main:cli`, the installed `dune-payload` console script. Its `__
 scripts/pyz_main.py: written for any Python 3 grammar, it checks the interpreter first, so a Python
 too old for the trf still gets both reports and exit 69 naming the version needed. Third-party packages
 (numpy, h5py, keras, the framework, boto3, …) come from the node's environment or container: the
-trf checks them before any work (wrapper.requirements_check) and exits 69 naming what is missing.
+trf checks them before any work (wrapper.platform.requirements) and exits 69 naming what is missing.
 
     python scripts/build_pyz.py [-o dist/dune-payload.pyz]
 """

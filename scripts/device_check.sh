@@ -71,8 +71,8 @@ for backend in jax torch; do
     KERAS_BACKEND=$backend "$PYTHON" - >"$CAP/platform_$backend.json" 2>"$CAP/platform_$backend.err" <<'EOF'
 import json
 import time
-from wrapper.builds import default_manifest, select_build
-from wrapper.platform import detect_platform, format_platform
+from wrapper.builds.selection import default_manifest, select_build
+from wrapper.platform.detect import detect_platform, format_platform
 
 t0 = time.perf_counter()
 platform = detect_platform()

@@ -18,9 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from wrapper import gpu_architectures
-
-
+from wrapper.platform import gpu_architectures
 @dataclass(frozen=True)
 class GpuRequirement:
     """What the task asks of a node's GPU; empty microarchitectures: any."""
@@ -31,13 +29,13 @@ class GpuRequirement:
 
 
 def microarchitectures(min_cc: Optional[tuple], max_cc: Optional[tuple]) -> tuple:
-    """The microarchitectures (the names pilot 3.11 reports, wrapper.gpu_architectures) with a
+    """The microarchitectures (the names pilot 3.11 reports, wrapper.platform.gpu_architectures) with a
     compute capability in [min_cc, max_cc] (inclusive)."""
     return gpu_architectures.in_range(min_cc, max_cc)
 
 
 def gpu_requirement(builds: Sequence, extra_vram_mb: Optional[int] = None) -> GpuRequirement:
-    """The requirement under which at least one of `builds` (wrapper.builds.Build) can run on the GPU.
+    """The requirement under which at least one of `builds` (wrapper.builds.selection.Build) can run on the GPU.
 
     Raises ValueError when none of them runs on a GPU."""
     gpu_builds = [b for b in builds if b.requires.device in ("gpu", "any")]

@@ -37,7 +37,7 @@ run on the node's own Python.
 
 Every task is checked before it is printed or sent: required fields, names, the hardware request,
 and the template expanded for sample files the way JEDI and the pilot will do it, then parsed by the
-trf's own argument parser (wrapper.spec.parse_job_args). A template the trf would reject makes this
+trf's own argument parser (wrapper.args.spec.parse_job_args). A template the trf would reject makes this
 script exit with the trf's exit code for that error (7, 16, 17, …) and say why.
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ for _path in (ROOT, ROOT / "scripts"):
 import jedi_brokerage  # noqa: E402 - scripts/ is on sys.path when run as a script or by the tests
 from wrapper import builds as model_builds  # noqa: E402
 from wrapper.errors import TrfError  # noqa: E402
-from wrapper.spec import LFN_RULE, parse_job_args  # noqa: E402
+from wrapper.args.spec import LFN_RULE, parse_job_args  # noqa: E402
 
 CPU_ARCHS = ("x86_64", "ppc64le", "aarch64")
 GPU_VENDORS = ("nvidia", "none")

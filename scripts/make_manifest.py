@@ -5,7 +5,7 @@
     python scripts/make_manifest.py model.keras --dest s3://dune-models/tiramisu/v3 \\
         --s3-endpoint https://s3.example.org
 
-The manifest lists the standard builds of wrapper.builds (gpu-bf16 for cc ≥ 8.0, gpu-fp16 for 7.x,
+The manifest lists the standard builds of wrapper.builds.selection (gpu-bf16 for cc ≥ 8.0, gpu-fp16 for 7.x,
 gpu-fp32 for older GPUs, cpu-bf16 where the CPU has AVX512-BF16/AMX, cpu-fp32), all pointing at the
 published weights, and is what `dune-payload --buildManifest=<dest>/manifest.json` reads.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wrapper import exitcodes as ec  # noqa: E402
-from wrapper.builds import SCHEMA_VERSION, MODEL_NAME, Manifest, manifest_from_json, standard_builds  # noqa: E402
+from wrapper.builds.selection import SCHEMA_VERSION, MODEL_NAME, Manifest, manifest_from_json, standard_builds  # noqa: E402
 from wrapper.errors import ArgumentError, InputFileError, OutputFileError, TrfError  # noqa: E402
 
 MODEL_NAME_PREFIX = "fcdensenet_"   # payload.model names its Keras models fcdensenet_<config>

@@ -4,7 +4,7 @@
 This one file must run on any interpreter the pilot may find: it is written in the grammar of
 Python 3.0 (no f-strings, annotations or walrus) and imports nothing of the trf until the version
 check passed. On a Python older than the trf needs it writes the two reports the pilot reads
-(jobReport.json and payload_error_report.json, as wrapper/report.py does) and exits 69
+(jobReport.json and payload_error_report.json, as wrapper/report/jobreport.py does) and exits 69
 (TRF_EXEC_SETUP_FAIL in wrapper/exitcodes.py) naming the version it needs; a SyntaxError from the
 first module with newer grammar would be exit 1 and no report.
 """

@@ -16,7 +16,8 @@ from typing import Optional
 
 from wrapper.errors import JobInterrupted, OutputFileError, TimeLimitError, TrfError
 from wrapper.report.outputs import OutputPlan
-from wrapper.report.progress import ProgressPrinter, log, stdout_to_devnull
+from wrapper.console import log, stdout_to_devnull
+from wrapper.report.progress import ProgressPrinter
 from wrapper.report.jobreport import JobReport, abridged
 from wrapper.signals import StopState
 from wrapper.args.spec import JobSpec

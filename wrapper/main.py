@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 from wrapper import exitcodes as ec
 from wrapper.errors import JobInterrupted, TrfError
 from wrapper.report.outputs import OutputPlan
-from wrapper.report.progress import log, stdout_to_devnull
+from wrapper.console import log, stdout_to_devnull
 from wrapper.redact import redact
 from wrapper.report.jobreport import JobReport
 from wrapper.signals import Interrupted, stop_guard

@@ -1,6 +1,6 @@
 """Fault scenarios: the payload step's process dies under the trf (segfault, abort, SIGKILL, OOM).
 
-The payload runs in a child process of the trf (wrapper/supervisor.py). Each scenario kills that
+The payload runs in a child process of the trf (wrapper/step/supervisor.py). Each scenario kills that
 child with a real signal while it trains or infers; the trf must survive it, name the cause, exit
 with its code, write both reports and leave no output under a final name and no partial file.
 """
@@ -23,14 +23,14 @@ INFER = ("--mode=infer", "--modelConfig=tiny", "--batchSize=1", "--outputPredFil
 
 
 def payload_child(trf_pid: int) -> int:
-    """The PID of the trf's payload-step process (its child running wrapper.payload_child)."""
+    """The PID of the trf's payload-step process (its child running wrapper.step.child)."""
     for task in Path(f"/proc/{trf_pid}/task").iterdir():
         for pid in (task / "children").read_text().split():
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except FileNotFoundError:
                 continue
-            if b"wrapper.payload_child" in cmdline:
+            if b"wrapper.step.child" in cmdline:
                 return int(pid)
     raise LookupError("no payload child")
 

@@ -148,9 +148,9 @@ def _texts_of(err: BaseException) -> list:
 
 
 def test_exception_texts_of_store_failures_hold_no_secret(worker_env, secrets, tmp_path):
-    from wrapper.checkpoints import restore_latest
+    from wrapper.checkpoints.resume import restore_latest
     from wrapper.errors import TrfError
-    from wrapper.report import JobReport
+    from wrapper.report.jobreport import JobReport
     from wrapper.staging import StagingOptions, publish_outputs, resolve_one
 
     s3 = worker_env

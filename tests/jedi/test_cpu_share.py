@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from wrapper.cpu_share import cgroup_quota, cpu_share, parse_cfs, parse_cpu_max
+from wrapper.platform.cpu_share import cgroup_quota, cpu_share, parse_cfs, parse_cpu_max
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +79,7 @@ def test_share(requested, affinity, quota, threads, source):
     assert share.to_report()["threads"] == threads
 
 
-PROBE = ("import json, sys; from wrapper.cpu_share import cpu_share; "
+PROBE = ("import json, sys; from wrapper.platform.cpu_share import cpu_share; "
          "print(json.dumps(cpu_share(root=__import__('pathlib').Path(sys.argv[1])).to_report()))")
 
 

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 TENSORFLOW = """
 import json
-from wrapper.framework_threads import set_framework_threads
+from wrapper.platform.framework_threads import set_framework_threads
 first = set_framework_threads(3)
 import tensorflow as tf
 total = float(tf.reduce_sum(tf.ones((64, 64))))      # the context and its pools start here
@@ -22,7 +22,7 @@ print(json.dumps({"first": first, "late": late, "total": total,
 
 TORCH = """
 import json
-from wrapper.framework_threads import set_framework_threads
+from wrapper.platform.framework_threads import set_framework_threads
 print(json.dumps({"first": set_framework_threads(3)}))
 """
 

@@ -115,7 +115,7 @@ def test_the_reference_model_is_packaged_with_its_card():
 
 
 def test_a_manifest_build_may_leave_the_network_to_its_weights_file(tmp_path):
-    from wrapper.builds import load_manifest
+    from wrapper.builds.selection import load_manifest
 
     entry = {"name": "cpu-any", "weights_uri": "reference:small", "precision": "float32", "batch_size": 2,
              "requires": {"device": "any"}}

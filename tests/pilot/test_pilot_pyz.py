@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from wrapper import requirements_check as rc
-
+from wrapper.platform import requirements as rc
 BAD_ARGS = ["--mode=infer", "--inputEventsFile=a.h5", "--outputPredFile=pred.h5", "--nosuchOption=3"]
 INFER = ["--mode=infer", "--inputEventsFile=a.h5,b.h5", "--modelFile=model.keras",
          "--outputPredFile=pred.h5"]
@@ -52,7 +51,7 @@ def test_pyz_is_a_zipapp_of_the_two_packages(pyz):
     assert os.access(pyz, os.X_OK)
     names = zipfile.ZipFile(pyz).namelist()
     assert "__main__.py" in names and "wrapper/main.py" in names and "payload/api.py" in names
-    assert "wrapper/requirements_check.py" in names and "wrapper/staging/__init__.py" in names
+    assert "wrapper/platform/requirements.py" in names and "wrapper/staging/__init__.py" in names
     assert {n.split("/")[0] for n in names} == {"__main__.py", "wrapper", "payload"}
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert "wrapper.main" in zipfile.ZipFile(pyz).read("__main__.py").decode()
@@ -114,7 +113,7 @@ def test_requirements_follow_the_keras_backend(monkeypatch):
 
 
 def test_check_passes_here_without_importing_the_framework(tmp_path):
-    code = ("import sys; from wrapper.requirements_check import check_requirements; "
+    code = ("import sys; from wrapper.platform.requirements import check_requirements; "
             "check_requirements('infer', uris=['s3://b/k', 'https://h.example.org/f']); "
             "print(sorted(m for m in ('tensorflow', 'keras', 'boto3', 'requests') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=Path(rc.__file__).parents[1],

@@ -49,7 +49,7 @@ def test_no_job_stderr_matches_the_pilots_container_runtime_patterns(verdicts, p
 
 
 def test_library_logging_and_warnings_go_to_stdout_with_timestamps(tmp_path):
-    code = ("import logging, warnings; from wrapper.stdout_logging import configure; configure(); "
+    code = ("import logging, warnings; from wrapper.report.stdout_logging import configure; configure(); "
             "logging.getLogger('wrapper.staging.stage').info('staged a.h5'); "
             "logging.getLogger('wrapper.staging.stage').warning('adler32 not verified'); "
             "warnings.warn('framework noise', UserWarning)")

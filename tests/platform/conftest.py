@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from wrapper.cpu import CPUInfo
-from wrapper.framework import FrameworkInfo
-from wrapper.platform import detect_platform, driver_problem, with_usability
+from wrapper.platform.cpu import CPUInfo
+from wrapper.platform.framework import FrameworkInfo
+from wrapper.platform.detect import detect_platform, driver_problem, with_usability
 
 from tests.support.fake_gpu import FIXTURES, fake_smi_environment, write_fake_smi
 
@@ -123,7 +123,7 @@ def nvml_failing(monkeypatch):
 
 @pytest.fixture
 def nvml_machine(monkeypatch):
-    """Replace the pynvml calls wrapper.gpus makes with the recorded values of one machine."""
+    """Replace the pynvml calls wrapper.platform.gpus makes with the recorded values of one machine."""
     import pynvml
 
     def install(machine: str) -> dict:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from wrapper import exitcodes as ec
-from wrapper.builds import Build, Manifest, Requirements, load_manifest, select_build, standard_builds
+from wrapper.builds.selection import Build, Manifest, Requirements, load_manifest, select_build, standard_builds
 from wrapper.errors import SetupError
 
 from tests.platform.conftest import CPU_POWER9, CPU_XEON_AMX, TF_GPU, platform_of

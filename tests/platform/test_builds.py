@@ -7,10 +7,10 @@ from dataclasses import replace
 import pytest
 
 from wrapper import exitcodes as ec
-from wrapper.builds import (Build, Manifest, Requirements, default_manifest, load_manifest,
+from wrapper.builds.selection import (Build, Manifest, Requirements, default_manifest, load_manifest,
                             manifest_from_json, select_build, standard_builds)
 from wrapper.errors import InputFileError, SetupError
-from wrapper.platform import format_platform
+from wrapper.platform.detect import format_platform
 
 from tests.platform.conftest import (CPU_EPYC, CPU_POWER9, CPU_X86_PLAIN, CPU_XEON_AMX, TF_CPU, TF_GPU,
                                      TF_GPU_CUDA123, TF_KEPLER, platform_of)
@@ -125,7 +125,7 @@ def test_forced_build_records_what_it_overrode(fake_smi, nvml_absent):
 def test_mig_selection_runs_on_the_visible_slice(nvml_machine, no_smi, monkeypatch):
     nvml_machine("a100_mig")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-feb88891-0321-5fef-9c87-d4af3b54259e")
-    from wrapper.platform import detect_platform, with_usability
+    from wrapper.platform.detect import detect_platform, with_usability
 
     platform = with_usability(replace(detect_platform(probe_framework=False), framework=TF_GPU))
     selection = select_build(platform, STANDARD)
@@ -251,7 +251,7 @@ def test_manifest_unreadable(tmp_path):
 def test_standard_builds_order_serves_every_cc(fake_smi, nvml_absent):
     """gpu-fp32 takes any GPU, so a GPU whose cc is unknown, but which the framework lists, still
     gets a GPU build."""
-    from wrapper.gpus import GPU
+    from wrapper.platform.gpus import GPU
 
     fake_smi("v100_driver580")
     mystery = GPU(0, "NVIDIA Mystery 9000", None, None, 1024, None)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from wrapper.cpu import read_cpu
-from wrapper.framework import arch_cc, probe_framework, split_archs
-from wrapper.gpus import apply_visible_devices, cc_from_name, parse_smi_cuda_version
-from wrapper.platform import detect_platform, driver_problem, format_platform, usable_gpus
+from wrapper.platform.cpu import read_cpu
+from wrapper.platform.framework import arch_cc, probe_framework, split_archs
+from wrapper.platform.gpus import apply_visible_devices, cc_from_name, parse_smi_cuda_version
+from wrapper.platform.detect import detect_platform, driver_problem, format_platform, usable_gpus
 
 from tests.platform.conftest import FIXTURES, TF_GPU, TF_GPU_CUDA123, TF_KEPLER, platform_of
 
@@ -168,8 +168,8 @@ def test_h200_query_of_the_brief_matches_the_wrapper_query():
 def test_framework_device_list_is_the_last_source(no_smi, nvml_absent, monkeypatch):
     """No NVML, no nvidia-smi, but the framework sees a GPU (a container without driver tools):
     its list is used. Values as torch 2.11.0+cu130 reported them on the H200 machine."""
-    from wrapper import framework
-    from wrapper.gpus import GPU
+    from wrapper.platform import framework
+    from wrapper.platform.gpus import GPU
 
     torch_on_h200 = framework.FrameworkInfo(
         name="torch", version="2.11.0+cu130", backend="torch", cuda_build=True, cuda_version="13.0",
@@ -230,7 +230,7 @@ def test_visible_unknown_mig_device_hides_everything(nvml_machine, no_smi, monke
 
 def test_mig_mode_without_devices_is_not_usable(nvml_machine, no_smi):
     """MIG on but no instance made: CUDA sees nothing on that GPU."""
-    from wrapper.platform import with_usability
+    from wrapper.platform.detect import with_usability
 
     nvml_machine("a100_mig")
     platform = detect_platform(probe_framework=False)
@@ -240,8 +240,8 @@ def test_mig_mode_without_devices_is_not_usable(nvml_machine, no_smi):
 
 
 def test_index_order_warning_only_for_mixed_models():
-    from wrapper.gpus import GPU
-    from wrapper.platform import index_order_problem
+    from wrapper.platform.gpus import GPU
+    from wrapper.platform.detect import index_order_problem
 
     v100 = GPU(0, "Tesla V100-SXM2-16GB", None, (7, 0), 16384, None)
     t4 = GPU(1, "Tesla T4", None, (7, 5), 15079, None)
@@ -253,7 +253,7 @@ def test_index_order_warning_only_for_mixed_models():
 
 def test_visible_devices_old_mig_form():
     """CUDA 11.0's MIG-GPU-<uuid>/<gi>/<ci> names the parent GPU."""
-    from wrapper.gpus import GPU
+    from wrapper.platform.gpus import GPU
 
     gpu = GPU(0, "NVIDIA A100-SXM4-80GB", "GPU-7fdaf0a5-179b-f636-d15d-daf243e3ff16", (8, 0), 81920, True)
     chosen, problems = apply_visible_devices([gpu], "MIG-GPU-7fdaf0a5-179b-f636-d15d-daf243e3ff16/1/0")
@@ -406,8 +406,8 @@ def test_unknown_backend_is_a_problem():
 
 def test_dry_detection_imports_no_framework():
     """detect_platform(probe_framework=False) must leave TensorFlow, Keras, JAX and torch unloaded."""
-    code = ("import sys; from wrapper.platform import detect_platform, format_platform; "
-            "from wrapper.builds import default_manifest, select_build; "
+    code = ("import sys; from wrapper.platform.detect import detect_platform, format_platform; "
+            "from wrapper.builds.selection import default_manifest, select_build; "
             "p = detect_platform(probe_framework=False); "
             "select_build(p, default_manifest(None, 'small', 4)); format_platform(p); "
             "print(sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules))")
@@ -420,8 +420,7 @@ def test_a_cpu_node_with_a_cpu_only_framework_needs_no_probe_process(no_smi, nvm
     """tensorflow-cpu here, no GPU seen: the framework's facts come from its package metadata."""
     from importlib import metadata
 
-    from wrapper import platform_probe
-
+    from wrapper.platform import probe as platform_probe
     def no_probe(*args, **kwargs):
         raise AssertionError(f"a probe process was started: {args[0]!r}")
 
@@ -435,8 +434,7 @@ def test_a_cpu_node_with_a_cpu_only_framework_needs_no_probe_process(no_smi, nvm
 def test_a_node_with_a_gpu_is_probed_in_another_process(fake_smi, nvml_absent, monkeypatch):
     """A GPU seen by nvidia-smi (the captured H200): only importing the framework says whether it
     can use it, and that happens in a process of its own."""
-    from wrapper import platform_probe
-
+    from wrapper.platform import probe as platform_probe
     started = []
     real_run = subprocess.run
 

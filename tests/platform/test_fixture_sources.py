@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from wrapper.gpus import cc_from_name
+from wrapper.platform.gpus import cc_from_name
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MACHINES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())

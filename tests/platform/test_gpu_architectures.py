@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from wrapper import gpu_architectures
-from wrapper.gpus import cc_from_name
+from wrapper.platform import gpu_architectures
+from wrapper.platform.gpus import cc_from_name
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from wrapper.builds import load_manifest, select_build
-from wrapper.platform import detect_platform
+from wrapper.builds.selection import load_manifest, select_build
+from wrapper.platform.detect import detect_platform
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "make_manifest.py"

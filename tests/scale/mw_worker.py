@@ -3,7 +3,7 @@
     python tests/scale/mw_worker.py OUT_DIR EVENTS.h5 [EVENTS.h5 ...] --port P --epochs N --batch B
 
 The rank and the peers come from the SLURM_* environment the caller sets, through
-wrapper.cluster; the worker trains the `tiny` network with payload.api.train and writes
+wrapper.cluster.workers; the worker trains the `tiny` network with payload.api.train and writes
 `<OUT_DIR>/model-<rank>.keras` and `<OUT_DIR>/result-<rank>.json` (history, timing).
 `--die-after-steps N` makes it vanish mid-training, as a crashed node would.
 """
@@ -23,8 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from payload import api  # noqa: E402
-from wrapper.cluster import detect_cluster  # noqa: E402
-from wrapper.platform import detect_platform  # noqa: E402
+from wrapper.cluster.workers import detect_cluster  # noqa: E402
+from wrapper.platform.detect import detect_platform  # noqa: E402
 
 
 def main(argv=None) -> int:

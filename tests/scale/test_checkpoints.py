@@ -1,4 +1,4 @@
-"""Resume across retries (wrapper.checkpoints): complete checkpoints only, local and S3 prefixes."""
+"""Resume across retries (wrapper.checkpoints.resume): complete checkpoints only, local and S3 prefixes."""
 import json
 import shutil
 
@@ -6,9 +6,9 @@ import pytest
 
 from payload.training import latest_checkpoint
 from wrapper import exitcodes as ec
-from wrapper.checkpoint_store import MANIFEST, LocalStore, S3Store, complete_checkpoints, resolve_prefix
-from wrapper.checkpoint_sync import CheckpointSync
-from wrapper.checkpoints import local_dir, restore_latest, resume_checkpoint, start_sync
+from wrapper.checkpoints.store import MANIFEST, LocalStore, S3Store, complete_checkpoints, resolve_prefix
+from wrapper.checkpoints.sync import CheckpointSync
+from wrapper.checkpoints.resume import local_dir, restore_latest, resume_checkpoint, start_sync
 from wrapper.errors import ArgumentError, InputFileError
 from wrapper.staging import StagingOptions
 

@@ -1,12 +1,12 @@
-"""The batch system's environment → ClusterSpec → TF_CONFIG (wrapper.cluster)."""
+"""The batch system's environment → ClusterSpec → TF_CONFIG (wrapper.cluster.workers)."""
 import json
 
 import pytest
 
 from wrapper import exitcodes as ec
-from wrapper.cluster import (ClusterError, ClusterSpec, detect_cluster,
+from wrapper.cluster.workers import (ClusterError, ClusterSpec, detect_cluster,
                              expand_nodelist, expand_tasks_per_node, lsf_hosts)
-from wrapper.job_distribution import worker_workdir
+from wrapper.cluster.distribution import worker_workdir
 
 
 @pytest.mark.parametrize("text, hosts", [
@@ -177,21 +177,21 @@ def test_only_the_chief_writes_in_the_job_directory(tmp_path):
 
 
 def _selection(n_gpus):
-    from wrapper.builds import Build, Selection
-    from wrapper.gpus import GPU
+    from wrapper.builds.selection import Build, Selection
+    from wrapper.platform.gpus import GPU
 
     gpus = tuple(GPU(i, "Tesla V100-SXM2-16GB", None, (7, 0), 16160, False) for i in range(n_gpus))
     return Selection(Build("v100", None, "mixed_float16", 8, "paper"), "gpu" if gpus else "cpu", gpus, ())
 
 
 def _spec(*words):
-    from wrapper.spec import parse_job_args
+    from wrapper.args.spec import parse_job_args
 
     return parse_job_args(["--inputEventsFile=e.h5", *words])
 
 
 def test_flow_helpers_for_a_summit_node_with_six_gpus():
-    from wrapper.job_distribution import (distribution_report, idle_worker, job_cluster, local_gpus,
+    from wrapper.cluster.distribution import (distribution_report, idle_worker, job_cluster, local_gpus,
                                           payload_distribution)
 
     train = _spec("--mode=train", "--outputModelFile=m.keras", "--workerPort=30000", "--workerTimeout=120")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from wrapper import exitcodes as ec
-from wrapper.checkpoints import resolve_prefix
-from wrapper.spec import parse_job_args
+from wrapper.checkpoints.resume import resolve_prefix
+from wrapper.args.spec import parse_job_args
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

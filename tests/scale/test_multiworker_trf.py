@@ -2,9 +2,9 @@
 processes, launched with the environment srun gives the 2 tasks of a step on one node, training
 the `tiny` network together over loopback (MultiWorkerMirroredStrategy).
 
-What is promised (README "Scale", wrapper/cluster.py): the chief (rank 0) alone writes the job's
+What is promised (README "Scale", wrapper/cluster/workers.py): the chief (rank 0) alone writes the job's
 outputs and report in its job directory; the other rank works in a private directory under its
-TMPDIR (wrapper/job_distribution.py) and leaves nothing in its job directory; both end with the
+TMPDIR (wrapper/cluster/distribution.py) and leaves nothing in its job directory; both end with the
 same weights. A worker killed mid-training makes the chief fail with exit 65 and errorCause
 `worker-lost` within a bounded time instead of hanging until the walltime.
 
@@ -37,7 +37,7 @@ from tests.support.samples import files_under
 from tests.support.seaweed import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
-# The step's one node, as SLURM_STEP_NODELIST names it. wrapper/cluster.py passes node names on
+# The step's one node, as SLURM_STEP_NODELIST names it. wrapper/cluster/workers.py passes node names on
 # unchanged (host:port per rank); the rendezvous and TensorFlow resolve them, and this one resolves
 # to loopback only (checked at launch), so every connection between the workers stays on it.
 NODE = "localhost"

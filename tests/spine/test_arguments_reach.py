@@ -1,4 +1,4 @@
-"""Every argument of wrapper/argdefs.py has a test through the CLI that fails if its value is dropped
+"""Every argument of wrapper/args/argdefs.py has a test through the CLI that fails if its value is dropped
 on the way to what it configures; this module keeps the list and checks it against the table.
 
 A new argument without an entry here fails `test_every_argument_names_a_test_or_an_exception`;
@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from wrapper.argdefs import ARGS
+from wrapper.args.argdefs import ARGS
 
 TESTS = Path(__file__).resolve().parents[1]
 

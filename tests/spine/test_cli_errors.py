@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from wrapper.argdefs import ARGS
-from wrapper.report import CMDLINE_LIMIT
+from wrapper.args.argdefs import ARGS
+from wrapper.report.jobreport import CMDLINE_LIMIT
 
 INFER_OK = ["--mode=infer", "--inputEventsFile=ev.[001,002].h5", "--modelFile=model.keras",
             "--outputPredFile=pred.000042.h5"]

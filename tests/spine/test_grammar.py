@@ -9,9 +9,9 @@ import shlex
 import pytest
 
 from wrapper import exitcodes as ec
-from wrapper.grammar import MAX_ARG_CHARS, collect, decode_jobpars, expand_compact, parse_words, split_list
+from wrapper.args.grammar import MAX_ARG_CHARS, collect, decode_jobpars, expand_compact, parse_words, split_list
 from wrapper.errors import ArgumentError, TrfError
-from wrapper.spec import parse_job_args
+from wrapper.args.spec import parse_job_args
 
 INFER = ["--mode=infer", "--modelFile=model.keras", "--outputPredFile=pred.000042.h5"]
 

@@ -9,10 +9,10 @@ import string
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from wrapper.argdefs import ARGS, BOOL, INT, STR
-from wrapper.grammar import expand_compact, split_list
+from wrapper.args.argdefs import ARGS, BOOL, INT, STR
+from wrapper.args.grammar import expand_compact, split_list
 from wrapper.errors import TrfError
-from wrapper.spec import JobSpec, parse_job_args
+from wrapper.args.spec import JobSpec, parse_job_args
 
 ALLOWED = frozenset({4, 5, 7, 9, 11, 15, 16, 17})
 NAMES = [a.name for a in ARGS]

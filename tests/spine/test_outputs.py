@@ -10,7 +10,7 @@ import pytest
 
 from wrapper import exitcodes as ec
 from wrapper.errors import OutputFileError
-from wrapper.outputs import OutputPlan
+from wrapper.report.outputs import OutputPlan
 from wrapper.staging.verify import CHUNK, adler32_of
 
 LFNS = {"outputPredFile": "pred.000042.h5", "outputModelFile": "model.v2.keras",

@@ -13,7 +13,7 @@ from tests.support.private_tmp import private_tmp
 from wrapper import tokens
 from wrapper.errors import InputFileError
 from wrapper.redact import SECRET_ENV, redact
-from wrapper.report import JobReport
+from wrapper.report.jobreport import JobReport
 from wrapper.staging import https
 
 JWT = ("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkdW5lcHJvIiwic2NvcGUiOiJzdG9yYWdlLnJlYWQ6LyJ9."

@@ -18,8 +18,9 @@ import pytest
 
 from wrapper import exitcodes as ec
 from wrapper.errors import ArgumentError, InputFileError, JobInterrupted, OutputFileError, TrfError
-from wrapper.outputs import OutputPlan
-from wrapper.report import CMDLINE_LIMIT, ERROR_REPORT, EXIT_MSG_LIMIT, JOB_REPORT, JobReport
+from wrapper.report.outputs import OutputPlan
+from wrapper.jobfiles import ERROR_REPORT, JOB_REPORT
+from wrapper.report.jobreport import CMDLINE_LIMIT, EXIT_MSG_LIMIT, JobReport
 
 
 def load(path: Path) -> dict:

@@ -5,7 +5,7 @@ import pytest
 
 from wrapper import exitcodes as ec
 from wrapper.errors import ArgumentError
-from wrapper.reserved import PILOT_FILES, TRF_FILES, check_output_names
+from wrapper.args.reserved import PILOT_FILES, TRF_FILES, check_output_names
 
 INFER = ["--mode=infer", "--inputEventsFile=ev.001.h5", "--modelFile=model.keras"]
 

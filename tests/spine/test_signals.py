@@ -122,8 +122,8 @@ _STUCK = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     from wrapper.errors import JobInterrupted
-    from wrapper.outputs import OutputPlan
-    from wrapper.report import JobReport
+    from wrapper.report.outputs import OutputPlan
+    from wrapper.report.jobreport import JobReport
     from wrapper.signals import HANDLED, stop_guard
 
     workdir = Path.cwd()

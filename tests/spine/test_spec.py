@@ -8,10 +8,10 @@ import typing
 import pytest
 
 from wrapper import exitcodes as ec
-from wrapper.argdefs import ARGS, BOOL, BY_NAME, FLOAT, FLOATLIST, INT, LIST, REQUIRED, STR
+from wrapper.args.argdefs import ARGS, BOOL, BY_NAME, FLOAT, FLOATLIST, INT, LIST, REQUIRED, STR
 from wrapper.errors import TrfError
-from wrapper.helptext import help_text
-from wrapper.spec import JobSpec, parse_job_args, spec_fields_match_table
+from wrapper.args.helptext import help_text
+from wrapper.args.spec import JobSpec, parse_job_args, spec_fields_match_table
 
 BASE = {"train": ["--mode=train", "--inputEventsFile=ev.h5", "--outputModelFile=model.keras"],
         "infer": ["--mode=infer", "--inputEventsFile=ev.h5", "--modelFile=m.keras", "--outputPredFile=p.h5"],

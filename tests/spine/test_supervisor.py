@@ -9,10 +9,10 @@ import pytest
 
 from wrapper import exitcodes as ec
 from wrapper.errors import InputFileError, OutputFileError
-from wrapper.payload_child import oom_cause
-from wrapper.payload_step import error_fields, error_from_fields
-from wrapper.memory_limits import memory_cgroup, oom_kills
-from wrapper.supervisor import death_error
+from wrapper.step.child import oom_cause
+from wrapper.step.request import error_fields, error_from_fields
+from wrapper.platform.memory_limits import memory_cgroup, oom_kills
+from wrapper.step.supervisor import death_error
 
 # What frameworks print when an allocation fails, each copied from the public log named beside it
 # (the GPU ones cannot happen on a CPU machine), or captured from this suite's own runs.
@@ -93,7 +93,7 @@ def test_errors_cross_the_pipe_with_code_and_cause():
 
 def test_an_event_file_removed_mid_run_is_input_error_removed_and_a_bad_one_corrupt():
     from payload.errors import EventFileError
-    from wrapper.payload_step import payload_errors
+    from wrapper.step.request import payload_errors
 
     for removed, cause in ((True, "removed"), (False, "corrupt")):
         with pytest.raises(InputFileError) as raised, payload_errors():

@@ -10,10 +10,8 @@ import sys
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
 
-from wrapper.checkpoints.resume import LOCAL_DIR as CHECKPOINT_DIR
 from wrapper.errors import ArgumentError
-from wrapper.report.jobreport import ERROR_REPORT, JOB_REPORT
-from wrapper.staging.catalog import FILENAME as FILE_CATALOG
+from wrapper.jobfiles import CHECKPOINT_DIR, ERROR_REPORT, FILE_CATALOG, JOB_REPORT
 
 # Files the trf itself writes in the job directory.
 TRF_FILES = {

@@ -18,12 +18,12 @@ from typing import Optional
 from wrapper.checkpoints.store import Checkpoint, S3Store, complete_checkpoints, open_store, resolve_prefix
 from wrapper.checkpoints.sync import CheckpointSync
 from wrapper.errors import InputFileError
-from wrapper.report.progress import log
+from wrapper.jobfiles import CHECKPOINT_DIR
+from wrapper.console import log
 from wrapper.redact import redact
 from wrapper.staging.options import StagingOptions
 from wrapper.staging.verify import adler32_of
 
-LOCAL_DIR = "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Resumed:
 
 def local_dir(workdir: Path) -> Path:
     """The job's local checkpoint directory, where the payload reads and writes checkpoints."""
-    return Path(workdir) / LOCAL_DIR
+    return Path(workdir) / CHECKPOINT_DIR
 
 
 def _fetch(store, checkpoint: Checkpoint, directory: Path) -> Path:

@@ -22,7 +22,7 @@ from typing import Mapping, Optional
 
 from payload.checkpoint_format import NAME_RE, parse_name
 from wrapper.errors import ArgumentError
-from wrapper.report.progress import log
+from wrapper.console import log
 from wrapper.redact import redact
 from wrapper.staging.options import StagingOptions
 from wrapper.staging.verify import adler32_of

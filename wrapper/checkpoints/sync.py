@@ -13,7 +13,7 @@ from pathlib import Path
 
 from payload.checkpoint_format import KEEP
 from wrapper.checkpoints.store import MANIFEST, manifest_for
-from wrapper.report.progress import log
+from wrapper.console import log
 from wrapper.redact import redact
 
 

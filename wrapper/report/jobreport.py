@@ -22,11 +22,10 @@ from typing import Any, Optional, Sequence
 
 from wrapper import exitcodes as ec
 from wrapper.errors import TrfError
+from wrapper.jobfiles import ERROR_REPORT, JOB_REPORT
 from wrapper.redact import redact, secret_values
 
 REPORT_VERSION = "1.0.0"
-JOB_REPORT = "jobReport.json"
-ERROR_REPORT = "payload_error_report.json"
 EXIT_MSG_LIMIT = 256
 # The report goes to the PanDA server as metadata: a huge job parameter string is cut, not copied.
 CMDLINE_LIMIT = 1 << 16

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
+from wrapper.jobfiles import FILE_CATALOG
 from wrapper.staging.failures import input_error
 from wrapper.staging.verify import Expected, normal_adler32
 
-FILENAME = "PoolFileCatalog.xml"
 _DOCTYPE = re.compile(rb"<!DOCTYPE[^>]*>", re.IGNORECASE)
 _IN_MEMORY = re.compile(rb'<!DOCTYPE\s+POOLFILECATALOG\s+SYSTEM\s+"InMemory"\s*>')
 _SIZE_NAMES = ("fsize", "filesize", "size")
@@ -36,7 +36,7 @@ class CatalogEntry:
 
 def load_catalog(workdir: Path) -> Mapping[str, CatalogEntry]:
     """The entries of `<workdir>/PoolFileCatalog.xml` by LFN; empty when there is no catalogue."""
-    path = workdir / FILENAME
+    path = workdir / FILE_CATALOG
     if not path.is_file():
         return {}
     return parse_catalog(path.read_bytes())
@@ -46,12 +46,12 @@ def parse_catalog(data: bytes) -> Mapping[str, CatalogEntry]:
     """Parse catalogue bytes; InputFileError(corrupt) for another DOCTYPE, an entity or bad XML."""
     doctypes = _DOCTYPE.findall(data)
     if b"<!ENTITY" in data.upper() or any(not _IN_MEMORY.fullmatch(d) for d in doctypes):
-        raise input_error(FILENAME, "pfc", "corrupt", "refusing a DOCTYPE other than the pilot's "
+        raise input_error(FILE_CATALOG, "pfc", "corrupt", "refusing a DOCTYPE other than the pilot's "
                           "InMemory one, or an entity declaration")
     try:
         root = ET.fromstring(data)
     except ET.ParseError as err:
-        raise input_error(FILENAME, "pfc", "corrupt", f"not well-formed XML ({err})") from None
+        raise input_error(FILE_CATALOG, "pfc", "corrupt", f"not well-formed XML ({err})") from None
     entries = {}
     for node in root.iter("File"):
         pfns = tuple(p.get("name", "") for p in node.iter("pfn") if p.get("name"))

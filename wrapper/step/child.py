@@ -91,7 +91,7 @@ def _run(channel: Channel, request) -> None:
                 inputs.append(handles[-1])
         if request.threads:
             from wrapper.platform.framework_threads import set_framework_threads
-            from wrapper.report.progress import log
+            from wrapper.console import log
 
             log(f"framework threads: {set_framework_threads(request.threads)}")
         on_checkpoint = ((lambda path: channel.send("checkpoint", str(path)))

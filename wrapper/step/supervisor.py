@@ -31,7 +31,7 @@ from wrapper.errors import ExecutionError, TrfError
 from wrapper.platform.memory_limits import describe_limits, oom_kills
 from wrapper.step.child import oom_cause
 from wrapper.step.request import StepRequest, error_from_fields
-from wrapper.report.progress import log
+from wrapper.console import log
 
 STOP_WAIT_S = 10.0        # a child asked to stop (time limit) gets this long, then SIGKILL
 SIGNAL_WAIT_S = 0.5       # after a stop signal the trf has seconds left: the child gets this long
