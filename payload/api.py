@@ -1,62 +1,71 @@
-"""The payload's API for job wrappers: train, infer, evaluate.
+"""The payload's API for job wrappers: train, infer, evaluate, and what a wrapper needs around them.
 
 Callers pass plain paths and frozen configs (defined in `payload.config`, re-exported here); the
 payload writes exactly the output paths it is given (a wrapper hands it temporary names and renames
-them on success) and reports progress through a callback. Frameworks are imported inside the functions, never at module import.
+them on success) and reports progress through the `on_progress` callback. Also here, for a wrapper
+that reaches the payload only through this module: the exceptions the functions raise (`errors`),
+the checkpoint folder names, what a model file holds, and the distribution plan. Frameworks are
+imported inside the functions, never at module import.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
+from payload import __version__, errors
+from payload.checkpoints import KEEP as KEEP_CHECKPOINTS, NAME_RE as CHECKPOINT_NAME_RE
+from payload.checkpoints import parse_name as parse_checkpoint_name
 from payload.config import (
     FileCount, InferConfig, Progress, ProgressFn, Provenance, StepConfig, StepResult, StopFn, TrainConfig,
 )
+from payload.modelinfo import is_reference, network_in_file, reference_model
 
 __all__ = [
-    "FileCount", "InferConfig", "Progress", "ProgressFn", "Provenance", "StepConfig", "StepResult", "StopFn",
-    "TrainConfig", "evaluate", "infer", "inspect_inputs", "train",
+    "CHECKPOINT_NAME_RE", "FileCount", "InferConfig", "KEEP_CHECKPOINTS", "Progress", "ProgressFn", "Provenance",
+    "StepConfig", "StepResult", "StopFn", "TrainConfig", "__version__", "errors", "evaluate", "infer",
+    "inspect_inputs", "is_reference", "network_in_file", "parse_checkpoint_name", "plan_distribution",
+    "reference_model", "train",
 ]
 
 
-# The functions below are the whole API. Their bodies live in payload.training, payload.inference
-# and payload.events; these thin wrappers import them on first call, so importing this module
-# never imports a framework.
+# The functions below are thin wrappers over payload.training, payload.inference, payload.events
+# and payload.distribute that import them on first call, so importing this module never imports a
+# framework (nor numpy).
 
 
 def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
           init_model: Optional[Path] = None, output_metrics: Optional[Path] = None,
           output_plot: Optional[Path] = None, provenance: Provenance = Provenance(),
-          progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None,
+          on_progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None,
           on_checkpoint: Optional[Callable[[Path], None]] = None) -> StepResult:
     """Train the network on labelled event files; see payload.training.train."""
     from payload import training
 
     return training.train(inputs, output_model, config, init_model=init_model,
                           output_metrics=output_metrics, output_plot=output_plot, provenance=provenance,
-                          progress=progress, should_stop=should_stop, on_checkpoint=on_checkpoint)
+                          on_progress=on_progress, should_stop=should_stop, on_checkpoint=on_checkpoint)
 
 
 def infer(inputs: Sequence[Path], model: Path, output_pred: Path, config: InferConfig, *,
           output_plot: Optional[Path] = None, provenance: Provenance = Provenance(),
-          progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> StepResult:
+          on_progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> StepResult:
     """Write per-pixel predictions for event files; see payload.inference.infer."""
     from payload import inference
 
     return inference.infer(inputs, model, output_pred, config, output_plot=output_plot,
-                           provenance=provenance, progress=progress, should_stop=should_stop)
+                           provenance=provenance, on_progress=on_progress, should_stop=should_stop)
 
 
 def evaluate(inputs: Sequence[Path], model: Path, config: InferConfig, *,
              output_metrics: Optional[Path] = None, output_pred: Optional[Path] = None,
              output_plot: Optional[Path] = None, provenance: Provenance = Provenance(),
-             progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> StepResult:
+             on_progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> StepResult:
     """Measure the network against truth labels; see payload.inference.evaluate."""
     from payload import inference
 
     return inference.evaluate(inputs, model, config, output_metrics=output_metrics,
                               output_pred=output_pred, output_plot=output_plot, provenance=provenance,
-                              progress=progress, should_stop=should_stop)
+                              on_progress=on_progress, should_stop=should_stop)
 
 
 def inspect_inputs(inputs: Sequence[Path], *, require_labels: bool) -> tuple:
@@ -65,3 +74,12 @@ def inspect_inputs(inputs: Sequence[Path], *, require_labels: bool) -> tuple:
     from payload import events
 
     return events.inspect_inputs(inputs, require_labels=require_labels)
+
+
+def plan_distribution(gpus: int, cluster: Optional[Mapping], *, timeout_s: float):
+    """The payload.distribute.DistributionPlan a step with `gpus` local GPUs, the TF_CONFIG `cluster`
+    and a collective timeout of `timeout_s` runs under (its `to_report()` and `global_batch()`
+    describe it); imports no framework."""
+    from payload import distribute
+
+    return distribute.plan_distribution(gpus, cluster, timeout_s=timeout_s)

@@ -2,7 +2,7 @@
 
 Features and labels come in two files, each with one header row and then one event per row of
 320 × 320 = 102,400 comma-separated values (row-major: ticks, then wires). Files ending in `.gz`
-are read and written through gzip. Rows are streamed: a file of any size converts in the memory
+are read through gzip. Rows are streamed: a file of any size converts in the memory
 of `chunk_events` events.
 """
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import itertools
 import os
-from pathlib import Path
 from typing import Iterator, Optional, TextIO, Tuple
 
 import numpy as np
@@ -124,17 +123,3 @@ def _append(writer: EventWriter, images: list, truths: list) -> None:
         writer.append(np.stack(images).reshape(-1, *IMAGE_SHAPE), np.stack(truths).reshape(-1, *IMAGE_SHAPE))
         images.clear()
         truths.clear()
-
-
-def write_csv(features_csv, labels_csv, images, labels) -> None:
-    """Write events in the original CSV format: images [N, 320, 320] (float32 written exactly,
-    with 9 significant digits) and labels [N, 320, 320] as integers, each after a header row."""
-    images = np.asarray(images, np.float32).reshape(-1, VALUES_PER_EVENT)
-    labels = np.asarray(labels).reshape(-1, VALUES_PER_EVENT)
-    if len(images) != len(labels):
-        raise ValueError(f"{len(images)} images but {len(labels)} label arrays")
-    header = ",".join(f"pixel{i}" for i in range(VALUES_PER_EVENT)) + "\n"
-    for path, rows, fmt in ((features_csv, images, "%.9g"), (labels_csv, labels, "%d")):
-        with _open_text(Path(path), "w") as out:
-            out.write(header)
-            np.savetxt(out, rows, fmt=fmt, delimiter=",")

@@ -17,7 +17,7 @@ class EventFileError(PayloadError):
         self.removed = removed  # the file was read earlier in this run and is gone now
 
 
-class NoEventsError(PayloadError):
+class EmptySelection(PayloadError):
     """The selection (files, skipEvents, maxEvents) holds no event."""
 
 

@@ -15,7 +15,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from payload.config import InferConfig, Progress, ProgressFn, Provenance, StepResult, StopFn
-from payload.errors import NoEventsError, StopRequested
+from payload.errors import EmptySelection, StopRequested
 from payload.events import CLASS_NAMES, Batch, PredictionWriter, inspect_inputs, iter_batches, selected_count
 from payload.metrics import ConfusionMatrix, write_metrics_json
 
@@ -76,20 +76,20 @@ def _count(inputs, config: InferConfig, require_labels: bool):
     counts = inspect_inputs(inputs, require_labels=require_labels)
     n = selected_count(sum(c.events for c in counts), config.skip_events, config.max_events)
     if n == 0:
-        raise NoEventsError(f"no events selected: {sum(c.events for c in counts)} event(s) in "
-                            f"{len(counts)} file(s), skipEvents={config.skip_events}, "
-                            f"maxEvents={config.max_events}")
+        raise EmptySelection(f"no events selected: {sum(c.events for c in counts)} event(s) in "
+                             f"{len(counts)} file(s), skipEvents={config.skip_events}, "
+                             f"maxEvents={config.max_events}")
     return counts, n
 
 
 def infer(inputs: Sequence[Path], model: Path, output_pred: Path, config: InferConfig, *,
           output_plot: Optional[Path] = None, provenance: Provenance = Provenance(),
-          progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> StepResult:
+          on_progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> StepResult:
     """Classify every pixel of the selected events of `inputs` with the network in `model` and
     write the predictions file `output_pred` (class scores float16, or classes uint8), and with
     `output_plot` an event display of the first event with its prediction.
 
-    Raises EventFileError / NoEventsError for bad inputs, ModelFileError for a model file that is
+    Raises EventFileError / EmptySelection for bad inputs, ModelFileError for a model file that is
     unreadable or of another config, StopRequested; no partial predictions file is left behind.
     """
     inputs = list(inputs)
@@ -104,8 +104,8 @@ def infer(inputs: Sequence[Path], model: Path, output_pred: Path, config: InferC
             if first_event is None:
                 first_event = (batch.images[0], probs[0].argmax(axis=-1), int(batch.event_id[0]))
             done += len(probs)
-            if progress is not None:
-                progress(Progress("inference", done, n))
+            if on_progress is not None:
+                on_progress(Progress("inference", done, n))
     outputs = {str(output_pred): done}
     if output_plot is not None:
         from payload.display import event_display
@@ -119,7 +119,7 @@ def infer(inputs: Sequence[Path], model: Path, output_pred: Path, config: InferC
 def evaluate(inputs: Sequence[Path], model: Path, config: InferConfig, *,
              output_metrics: Optional[Path] = None, output_pred: Optional[Path] = None,
              output_plot: Optional[Path] = None, provenance: Provenance = Provenance(),
-             progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> StepResult:
+             on_progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> StepResult:
     """Compare the network's classes with the truth labels of `inputs`: per-class IoU, efficiency
     and purity, mean IoU, pixel accuracy and the confusion matrix. Optionally writes them as JSON
     (`output_metrics`), the predictions (`output_pred`) and an event display of the first event
@@ -145,9 +145,9 @@ def evaluate(inputs: Sequence[Path], model: Path, config: InferConfig, *,
             if first_event is None:
                 first_event = (batch.images[0], batch.labels[0], classes[0], int(batch.event_id[0]))
             done += len(probs)
-            if progress is not None:
+            if on_progress is not None:
                 mean_iou = cm.metrics()["mean_iou"]
-                progress(Progress("evaluation", done, n, metrics={} if mean_iou is None else {"mean_iou": mean_iou}))
+                on_progress(Progress("evaluation", done, n, metrics={} if mean_iou is None else {"mean_iou": mean_iou}))
 
     metrics = cm.metrics()
     outputs = {} if output_pred is None else {str(output_pred): done}

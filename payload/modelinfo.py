@@ -49,7 +49,3 @@ def reference_model(uri: str) -> Path:
         raise ValueError(f"no reference model {uri!r}: the package holds {known}")
     return path
 
-
-def reference_card(uri: str) -> dict:
-    """The JSON card (config, training command, seeds, hold-out metrics, adler32) of a reference model."""
-    return json.loads(reference_model(uri).with_suffix(".json").read_text())

@@ -7,7 +7,7 @@
 #    brief's query, raw NVML values through pynvml) as fixture material;
 # 2. runs the wrapper's own detection (detect_platform) under KERAS_BACKEND=jax and torch;
 # 3. times a few training steps of payload.model's `small` config on the JAX backend at float32,
-#    mixed_bfloat16 and mixed_float16 (scripts/bench_platform.py).
+#    mixed_bfloat16 and mixed_float16 (scripts/bench/platform.py).
 # Everything lands in $OUT/device_check.tgz (the device tool returns at most 8 files) and the log.
 # Keras is not on the device image: wheels carried in .whl/ are installed to /tmp/site if needed.
 set -u
@@ -85,7 +85,7 @@ EOF
     echo "detect_platform under $backend: exit $?"; cat "$CAP/platform_$backend.err"
 done
 
-PYTHONUNBUFFERED=1 KERAS_BACKEND=jax "$PYTHON" scripts/bench_platform.py --config small --batch 8 \
+PYTHONUNBUFFERED=1 KERAS_BACKEND=jax "$PYTHON" -m scripts.bench.platform --config small --batch 8 \
     --steps 20 --repeats 3 --warmup 3 --budget-s "$BENCH_BUDGET_S" --json "$CAP/bench_jax.json" 2>&1 \
     | grep -v -e '^W0000' -e '^I0000' | tee "$CAP/bench_jax.log"
 

@@ -25,6 +25,6 @@ if [ "$missing" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; th
 fi
 "$root/scripts/setup_env.sh" cpu,test
 # panda-server and JEDI in a venv of their own (.panda-venv, built once and reused: about a minute)
-"$root/.venv/bin/python" "$root/scripts/panda_local" venv >/dev/null
 cd "$root"
+"$root/.venv/bin/python" -m scripts.panda_local venv >/dev/null
 exec "$root/.venv/bin/python" -m pytest -q -p no:cacheprovider "$@" tests

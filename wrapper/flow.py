@@ -14,13 +14,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from wrapper.errors import JobInterrupted, OutputFileError, TimeLimitError, TrfError
-from wrapper.report.outputs import OutputPlan
-from wrapper.console import log, stdout_to_devnull
-from wrapper.report.progress import ProgressPrinter
-from wrapper.report.jobreport import JobReport, abridged
-from wrapper.signals import StopState
+from payload.api import StepResult, network_in_file
+from wrapper.args.reserved import check_output_names, trf_file
 from wrapper.args.spec import JobSpec
+from wrapper.builds import selection as builds
+from wrapper.builds.selection import Selection
+from wrapper.causes import Cause
+from wrapper.checkpoints import resume as checkpoints
+from wrapper.cluster import distribution as dist
+from wrapper.cluster.workers import ClusterSpec
+from wrapper.console import log, stdout_to_devnull
+from wrapper.errors import JobStopped, OutputFileError, TimeLimitError, TrfError
+from wrapper.platform.cpu_share import cpu_share
+from wrapper.platform.detect import Platform, format_platform
+from wrapper.platform.probe import detect_platform_apart
+from wrapper.platform.requirements import check_requirements
+from wrapper.report.jobreport import JobReport, abridged
+from wrapper.report.outputs import OutputPlan
+from wrapper.report.progress import ProgressPrinter
+from wrapper.signals import StopState
+from wrapper.staging import (StagedInput, StagingOptions, publish_outputs, report_entry, resolve_one,
+                             stage_inputs)
+from wrapper.step.request import entries_by_output, inspect_staged, step_request
+from wrapper.step.supervisor import ChildOutcome, run_supervised
 
 
 @dataclass(frozen=True)
@@ -31,8 +47,8 @@ class JobContext:
     report: JobReport
     outputs: OutputPlan
     stop: StopState
-    cluster: object                      # wrapper.cluster.workers.ClusterSpec
-    options: object                      # wrapper.staging.StagingOptions
+    cluster: ClusterSpec
+    options: StagingOptions
     printer: ProgressPrinter
     deadline: Optional[float]            # time.monotonic() of --timeLimit, None without one
 
@@ -42,7 +58,7 @@ class JobContext:
     def stop_reason(self) -> Optional[TrfError]:
         """Why a stop was requested: a signal, or the time limit."""
         if self.stop.signum is not None:
-            return JobInterrupted(self.stop.signum)
+            return JobStopped(self.stop.signum)
         if self.deadline is not None and time.monotonic() >= self.deadline:
             return TimeLimitError(f"--timeLimit={self.spec.time_limit:g} s reached; partial outputs "
                                   "removed. Give more time or fewer events per job")
@@ -53,8 +69,8 @@ class JobContext:
 class BuildChoice:
     """What the platform step chose: the node, the build, and how the payload runs on it."""
 
-    platform: object                     # wrapper.platform.detect.Platform
-    selection: object                    # wrapper.builds.selection.Selection
+    platform: Platform
+    selection: Selection
     batch_size: int
     precision: str
     gpus: int
@@ -63,7 +79,6 @@ class BuildChoice:
 
 def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop: StopState) -> None:
     """Run the job `spec` describes, recording each step in `report`; raises TrfError on failure."""
-    from wrapper.cluster import distribution as dist
     report.section("spec", abridged(spec.explicit()))
     outputs.lfns = spec.outputs()
     if spec.container_image:
@@ -89,19 +104,17 @@ def run_job(spec: JobSpec, report: JobReport, outputs: OutputPlan, stop: StopSta
         job = JobContext(spec, report, outputs, stop, cluster, staging_options(spec, report.workdir, deadline),
                          printer, deadline)
         check_packages(spec)
-        choice = choose(job)
+        choice = platform_step(job)
         staged = stage_in(job)
         try:
             result = run_payload(job, choice, staged)
         finally:
-            _close_handles(staged)
+            _close_inputs(staged)
         stage_out(job, result)
 
 
 def check_outputs(spec: JobSpec, outputs: OutputPlan) -> None:
     """Before any work: no output may take a reserved name or one already in the job directory."""
-    from wrapper.args.reserved import check_output_names, trf_file
-
     inputs = (*spec.input_events, spec.model_file, spec.build_manifest)
     check_output_names(outputs.lfns, [u for u in inputs if u], trf_file())
     outputs.check()
@@ -109,35 +122,27 @@ def check_outputs(spec: JobSpec, outputs: OutputPlan) -> None:
 
 def check_packages(spec: JobSpec) -> None:
     """The packages this job's mode and URIs need are importable (exit 69 naming them)."""
-    from wrapper.platform.requirements import check_requirements
-
     uris = (*spec.input_events, spec.model_file, spec.output_prefix, spec.build_manifest,
             spec.checkpoint_prefix)
     check_requirements(spec.mode, uris=[u for u in uris if u], plots=bool(spec.output_plot))
 
 
-def staging_options(spec: JobSpec, workdir: Path, deadline: Optional[float] = None):
+def staging_options(spec: JobSpec, workdir: Path, deadline: Optional[float] = None) -> StagingOptions:
     """StagingOptions for this job; transfers stop at `deadline` (--timeLimit)."""
-    from wrapper.staging import StagingOptions
-
     return StagingOptions(workdir=workdir, s3_endpoint=spec.s3_endpoint,
                           s3_path_style=spec.s3_path_style, access_mode=spec.access_mode,
                           threads=spec.staging_threads, output_prefix=spec.output_prefix,
                           deadline=deadline)
 
 
-def choose_build(spec: JobSpec, workdir: Path):
-    """Detect the platform, read the manifest (or derive one from --modelFile) and select a build.
+def detect_and_select_build(spec: JobSpec, workdir: Path) -> tuple[Platform, Selection]:
+    """Detect the platform, read the manifest (or derive one from --modelFile) and select a build;
+    records nothing (`--showPlatform` shows it, `platform_step` sizes the job's run on it).
 
     The manifest is the one input fetched before the choice: it is small, and the choice needs it.
     """
-    from wrapper.builds import selection as builds
-    from wrapper.platform.probe import detect_platform_apart
-
     platform = detect_platform_apart()
     if spec.build_manifest:
-        from wrapper.staging import resolve_one
-
         staged = resolve_one(spec.build_manifest, staging_options(spec, workdir))
         manifest = builds.load_manifest(staged.local_path)
     else:
@@ -147,22 +152,20 @@ def choose_build(spec: JobSpec, workdir: Path):
     return platform, selection
 
 
-def choose(job: JobContext) -> BuildChoice:
-    """The platform step: the node, the build, its batch size, precision and GPUs (fails fast)."""
-    from wrapper.platform.cpu_share import cpu_share
-    from wrapper.cluster.distribution import distribution_report, local_gpus
-
+def platform_step(job: JobContext) -> BuildChoice:
+    """The job's platform step: the node and build (`detect_and_select_build`), then the run's batch
+    size, precision, GPUs and CPU share, each recorded in the report (fails fast)."""
     spec, report = job.spec, job.report
     step = report.step("platform")
     share = cpu_share(spec.n_threads)
     report.section("cpu", share.to_report())
-    platform, selection = choose_build(spec, report.workdir)
+    platform, selection = detect_and_select_build(spec, report.workdir)
     report.section("platform", platform.to_report())
     report.section("build", selection.to_report())
     batch_size = spec.batch_size or selection.build.batch_size
     precision = selection.build.precision if spec.precision == "auto" else spec.precision
-    gpus = local_gpus(spec, selection)
-    report.section("distribution", distribution_report(spec, job.cluster, gpus, batch_size))
+    gpus = dist.local_gpus(spec, selection)
+    report.section("distribution", dist.distribution_report(spec, job.cluster, gpus, batch_size))
     log(f"build {selection.build.name} on {selection.device} ({precision}, batch {batch_size})")
     step.finish(True)
     return BuildChoice(platform, selection, batch_size, precision, gpus, share.threads)
@@ -171,8 +174,6 @@ def choose(job: JobContext) -> BuildChoice:
 def network_of(model_config: Optional[str], model: Optional[Path]) -> Optional[str]:
     """The network a job runs: the one named, else the model file's, else `small` for a training
     from scratch. None when the file names none: loading it then reports what is wrong with it."""
-    from payload.modelinfo import network_in_file
-
     if model_config is not None:
         return model_config
     if model is None:
@@ -182,9 +183,7 @@ def network_of(model_config: Optional[str], model: Optional[Path]) -> Optional[s
 
 def show_platform(spec: JobSpec, report: JobReport) -> None:
     """`--showPlatform`: print what this node is and which build a job would get."""
-    from wrapper.platform.detect import format_platform
-
-    platform, selection = choose_build(spec, report.workdir)
+    platform, selection = detect_and_select_build(spec, report.workdir)
     report.section("platform", platform.to_report())
     report.section("build", selection.to_report())
     print(format_platform(platform, selection), flush=True)
@@ -216,33 +215,24 @@ def _source_kind(uri: str, workdir: Path) -> str:
     return "local"
 
 
-def stage_in(job: JobContext) -> tuple:
+def stage_in(job: JobContext) -> tuple[StagedInput, ...]:
     """Stage the event files and check their schema (h5py only: a corrupt file fails in a second)."""
-    from wrapper.step.request import inspect_staged
-    from wrapper.staging import report_entry, stage_inputs
-
     spec, report = job.spec, job.report
     step = report.step("stage-in")
     job.printer.stage(f"staging {len(spec.input_events)} input(s)")
     staged = stage_inputs(spec.input_events, job.options)
     report.set_inputs([report_entry(s) for s in staged])
     try:
-        inspect_staged(_sources(staged), require_labels=spec.mode in ("train", "evaluate"))
+        inspect_staged(_inputs_here(staged), require_labels=spec.mode in ("train", "evaluate"))
     except BaseException:
-        _close_handles(staged)
+        _close_inputs(staged)
         raise
     step.finish(True)
     return staged
 
 
-def run_payload(job: JobContext, choice: BuildChoice, staged: tuple):
+def run_payload(job: JobContext, choice: BuildChoice, staged: tuple[StagedInput, ...]) -> StepResult:
     """Model weights, checkpoints, then the payload step in its supervised child process."""
-    from wrapper.checkpoints import resume as checkpoints
-    from wrapper.cluster.distribution import payload_distribution
-    from wrapper.step.request import step_request
-    from wrapper.staging import report_entry, resolve_one
-    from wrapper.step.supervisor import ChildOutcome, run_supervised
-
     spec, report = job.spec, job.report
     build = choice.selection.build
     step = report.step("payload")
@@ -261,18 +251,18 @@ def run_payload(job: JobContext, choice: BuildChoice, staged: tuple):
     sync = (checkpoints.start_sync(spec.checkpoint_prefix, report.workdir, job.options, network)
             if training and job.cluster.is_chief else None)
     request = step_request(
-        spec, inputs=tuple(s.reopen if s.reopen is not None else s.local_path for s in staged),
+        spec, inputs=_inputs_for_child(staged),
         model=model, outputs={name: job.outputs.temp_path(name) for name in job.outputs.lfns},
         lfns=job.outputs.lfns, build_name=build.name, precision=choice.precision,
         batch_size=choice.batch_size, model_config=network,
         checkpoint_dir=checkpoints.local_dir(report.workdir),
-        distribution=payload_distribution(spec, job.cluster, choice.gpus),
+        distribution=dist.payload_distribution(spec, job.cluster, choice.gpus),
         report_checkpoints=sync is not None, device=choice.selection.device, workdir=report.workdir,
         threads=choice.threads)
     job.printer.stage(f"{spec.mode}: {len(staged)} file(s), build {build.name}")
     outcome = ChildOutcome()
     try:
-        result = run_supervised(request, progress=job.printer, stop_requested=job.stop_requested,
+        result = run_supervised(request, on_progress=job.printer, stop_requested=job.stop_requested,
                                 stop_reason=job.stop_reason, on_checkpoint=sync, outcome=outcome)
     finally:
         _remove_unfinished_checkpoints(checkpoints.local_dir(report.workdir))
@@ -313,18 +303,15 @@ def _with_child_reads(entry: dict, direct_stats: dict) -> dict:
             "rate_mib_s": round(fetched / (1 << 20) / seconds, 2) if seconds > 0 else 0.0}
 
 
-def stage_out(job: JobContext, result) -> None:
+def stage_out(job: JobContext, result: StepResult) -> None:
     """Give the outputs their final names, upload them if asked, and list them in the report."""
-    from wrapper.step.request import entries_by_output
-    from wrapper.staging import publish_outputs
-
     spec, report, outputs = job.spec, job.report, job.outputs
     step = report.step("stage-out")
     entries = entries_by_output(result, outputs.pending())
     committed = [outputs.commit(name, entries.get(name, 0)) for name in list(outputs.pending())]
     missing = set(outputs.lfns) - {c.arg_name for c in committed}
     if missing:
-        raise OutputFileError(f"the payload wrote no {', '.join(sorted(missing))}", cause="missing")
+        raise OutputFileError(f"the payload wrote no {', '.join(sorted(missing))}", cause=Cause.MISSING)
     urls = {}
     if spec.output_prefix:
         try:
@@ -343,12 +330,19 @@ def stage_out(job: JobContext, result) -> None:
     step.finish(True)
 
 
-def _sources(staged) -> tuple:
-    """What the h5py schema check reads: a local path, or the direct-access file object."""
+def _inputs_here(staged: tuple[StagedInput, ...]) -> tuple:
+    """The inputs as this process reads them (the schema check): a local path, or the direct-access
+    file object staging opened."""
     return tuple(s.handle if s.handle is not None else s.local_path for s in staged)
 
 
-def _close_handles(staged) -> None:
+def _inputs_for_child(staged: tuple[StagedInput, ...]) -> tuple:
+    """The inputs as they cross to the payload's process: a local path, or the DirectSource that
+    opens the direct-access file again there."""
+    return tuple(s.direct_source if s.direct_source is not None else s.local_path for s in staged)
+
+
+def _close_inputs(staged: tuple[StagedInput, ...]) -> None:
     for item in staged:
         if item.handle is not None:
             item.handle.close()

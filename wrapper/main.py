@@ -10,12 +10,12 @@ import traceback
 from typing import Optional, Sequence
 
 from wrapper import exitcodes as ec
-from wrapper.errors import JobInterrupted, TrfError
+from wrapper.errors import JobStopped, TrfError
 from wrapper.report.outputs import OutputPlan
 from wrapper.console import log, stdout_to_devnull
 from wrapper.redact import redact
 from wrapper.report.jobreport import JobReport
-from wrapper.signals import Interrupted, stop_guard
+from wrapper.signals import StopSignal, stop_guard
 from wrapper.args.spec import JobSpec, parse_job_args
 from wrapper.staging.scratch import discard_unfinished
 from wrapper.report.stdout_logging import configure as log_to_stdout
@@ -34,12 +34,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     outputs = OutputPlan(report.workdir, {})
 
     def abandon(signum: int) -> None:
-        report.fail(JobInterrupted(signum))
+        # The stop watcher's thread, while the main thread is stuck: report, clean up, end here.
+        report.fail(JobStopped(signum))
         outputs.discard()
         _say_failure(report)
         _write(report)
         # last, right before the exit: transfer threads still running may create them until then
         discard_unfinished()
+        sys.stdout.flush()
+        os._exit(ec.for_signal(signum))
 
     with stop_guard(abandon) as stop:
         spec: Optional[JobSpec] = None
@@ -54,8 +57,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from wrapper.flow import run_job
 
             run_job(spec, report, outputs, stop)
-        except Interrupted as err:
-            report.fail(JobInterrupted(err.signum))
+        except StopSignal as err:
+            report.fail(JobStopped(err.signum))
         except TrfError as err:
             report.fail(err)
             if spec is not None and spec.debug or "--debug" in argv:

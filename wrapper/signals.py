@@ -3,27 +3,25 @@
 The pilot sends SIGTERM to the process group and SIGKILL 10 s later. A Python signal handler only
 runs when the main thread returns to Python, which a long framework call can delay for seconds, so
 the C-level handler also wakes a watcher thread (through `signal.set_wakeup_fd`). The main thread
-gets `Interrupted` raised and normally unwinds and reports; if it has not within `grace` seconds, the
-watcher writes the report itself, removes partial outputs and exits with 128+N.
+gets `StopSignal` raised and normally unwinds and reports; if it has not within `grace` seconds, the
+watcher has the caller's `on_abandon` write the report, remove partial outputs and end the process
+with 128+N (wrapper.main does that: it is the one place that ends the trf).
 """
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
-import sys
 import threading
 from typing import Callable, Iterator, Optional
-
-from wrapper import exitcodes as ec
 
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
 
-class Interrupted(BaseException):
+class StopSignal(BaseException):
     """Raised in the main thread when a stop signal arrives. A BaseException, so that no library's
-    `except Exception` swallows it on the way up."""
+    `except Exception` swallows it on the way up; which is also why it is not the TrfError
+    `wrapper.errors.JobStopped` that wrapper.main reports for it."""
 
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -51,7 +49,7 @@ class StopState:
 def stop_guard(on_abandon: Callable[[int], None], grace: float = 1.0) -> Iterator[StopState]:
     """Install the handlers for the body of the `with`. `on_abandon(signum)` is called from the
     watcher thread when the main thread has not unwound within `grace` seconds; it must write the
-    reports, after which the process exits with 128+N."""
+    reports and end the process (with os._exit: the main thread is stuck and cannot unwind)."""
     state = StopState()
     finished = threading.Event()
     reader, writer = socket.socketpair()
@@ -63,7 +61,7 @@ def stop_guard(on_abandon: Callable[[int], None], grace: float = 1.0) -> Iterato
         state.event.set()
         if not state.raised and not state.shielded:
             state.raised = True
-            raise Interrupted(state.signum)
+            raise StopSignal(state.signum)
 
     def watch() -> None:
         while True:
@@ -77,8 +75,6 @@ def stop_guard(on_abandon: Callable[[int], None], grace: float = 1.0) -> Iterato
             state.event.set()
             if not finished.wait(grace):
                 on_abandon(state.signum)
-                sys.stdout.flush()
-                os._exit(ec.for_signal(state.signum))
             return
 
     old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)

@@ -89,7 +89,7 @@ class PredictionWriter(OutputFile):
         f = super()._create()
         if self.output_format == "scores":
             # Float16 probabilities hardly compress (< 15 %) and deflate would cost 20-50 times
-            # the write time (scripts/bench_events.py), so scores are stored plain.
+            # the write time (scripts/bench/events.py), so scores are stored plain.
             f.create_dataset("scores", shape=(self.n_events, *IMAGE_SHAPE, N_CLASSES), dtype=np.float16,
                              chunks=(1, *IMAGE_SHAPE, N_CLASSES))
         else:

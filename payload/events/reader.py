@@ -13,7 +13,7 @@ from typing import Iterator, Optional, Sequence, Tuple
 import h5py
 import numpy as np
 
-from payload.errors import EventFileError, NoEventsError
+from payload.errors import EmptySelection, EventFileError
 from payload.events.schema import (
     IMAGE_SHAPE, N_CLASSES, Source, as_sources, check_schema, from_hdf5, inspect_inputs, open_source,
     source_name,
@@ -154,7 +154,7 @@ def iter_batches(sources: Sequence[Source], batch_size: int, *, skip_events: int
     0..2 (EventFileError naming file and event).
 
     The schema of every file is checked when this is called, before any batch is read; raises
-    EventFileError for a bad file and NoEventsError when the selection holds no event.
+    EventFileError for a bad file and EmptySelection when the selection holds no event.
     """
     if batch_size < 1 or skip_events < 0 or max_events < -1 or prefetch < 0:
         raise ValueError(f"batch_size must be >= 1, skip_events >= 0, max_events >= -1 and "
@@ -164,8 +164,8 @@ def iter_batches(sources: Sequence[Source], batch_size: int, *, skip_events: int
     plan = selection_plan(counts, skip_events, max_events)
     if not plan:
         total = sum(c.events for c in counts)
-        raise NoEventsError(f"no events selected: {total} event(s) in {len(counts)} file(s), "
-                            f"skipEvents={skip_events}, maxEvents={max_events}")
+        raise EmptySelection(f"no events selected: {total} event(s) in {len(counts)} file(s), "
+                             f"skipEvents={skip_events}, maxEvents={max_events}")
     batches = _read_batches(sources, plan, batch_size, with_labels, validate)
     return _prefetched(batches, prefetch) if prefetch else batches
 

@@ -37,7 +37,7 @@ BASE_ATTRS = {
 
 # One chunk per event so a batch reads exactly its events. Deflate level 1 without shuffle: every
 # HDF5 build reads it, and on these mostly-empty images it is both smaller and faster to decode
-# than LZF or any shuffled variant (scripts/bench_events.py measures them).
+# than LZF or any shuffled variant (scripts/bench/events.py measures them).
 COMPRESSION = {"compression": "gzip", "compression_opts": 1}
 
 

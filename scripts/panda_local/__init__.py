@@ -1,4 +1,4 @@
 """A real PanDA on loopback: PostgreSQL with the upstream schema, panda-server and JEDI from PyPI.
 
-    python -m panda_local up --dir /tmp/panda     # (from scripts/) prints the URLs, Ctrl-C stops it
+    python -m scripts.panda_local up --dir /tmp/panda     # prints the URLs, Ctrl-C stops it
 """

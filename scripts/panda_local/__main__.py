@@ -1,10 +1,10 @@
 """The local PanDA for people: build its venv, or bring the whole stack up and keep it up.
 
-    python scripts/panda_local venv              # build (or check) the PanDA venv, print its python
-    python scripts/panda_local up --dir /tmp/pd  # start it; prints what panda-client needs; Ctrl-C stops
+    python -m scripts.panda_local venv              # build (or check) the PanDA venv, print its python
+    python -m scripts.panda_local up --dir /tmp/pd  # start it; prints what panda-client needs; Ctrl-C stops
 
-With the stack up, in another shell: `source /tmp/pd/user.env` and `python scripts/jedi_task.py
-... --submit` sends a task as the test user; JEDI makes its jobs for the queues of
+From the repository root. With the stack up, in another shell: `source /tmp/pd/user.env` and
+`python -m scripts.jedi.task ... --submit` sends a task as the test user; JEDI makes its jobs for the queues of
 panda_local/queues.py (`psql` on the printed socket shows them).
 """
 from __future__ import annotations
@@ -16,16 +16,13 @@ import sys
 import threading
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:
-    sys.path.insert(0, str(HERE.parent))
-
-from panda_local import stack, venv  # noqa: E402 - scripts/ is not a package
-from panda_local.errors import StackError  # noqa: E402
+from scripts.panda_local import stack, venv
+from scripts.panda_local.errors import StackError
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="panda_local", description=__doc__.split("\n\n")[0])
+def main(argv: list[str]) -> int:
+    """Build the PanDA venv, or start the stack and keep it up until a signal; the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m scripts.panda_local", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("venv", help="build or check the PanDA venv")
     up = commands.add_parser("up", help="start the stack and keep it up until Ctrl-C")
@@ -52,4 +49,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

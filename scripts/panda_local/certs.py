@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from panda_local.errors import StackError
+from scripts.panda_local.errors import StackError
 
 DAYS = "30"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from panda_local.errors import StackError
+from scripts.panda_local.errors import StackError
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from panda_local import database
+from scripts.panda_local import database
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from panda_local import ports
-from panda_local.errors import StackError
+from scripts.panda_local import ports
+from scripts.panda_local.errors import StackError
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_BIN = Path(os.environ.get("DUNE_PG_BIN", "/usr/lib/postgresql/15/bin"))

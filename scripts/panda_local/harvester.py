@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
-from panda_local.client import ApiClient
-from panda_local.errors import StackError
-from pilot_harness import layout
-from pilot_harness.run import PilotJob, run_job
+from scripts.panda_local.client import ApiClient
+from scripts.panda_local.errors import StackError
+from scripts.pilot_harness import layout
+from scripts.pilot_harness.run import PilotJob, run_job
 
 HARVESTER_ID = "dune-local-harvester"
 NODE = "wn01.dune-test.local"

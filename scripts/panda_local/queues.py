@@ -8,7 +8,7 @@ Both queues are Harvester PUSH queues of one site (`atlas_site`, the site the pi
 What keeps GPU work off the CPU queue is the one queue attribute GenJobBroker (the broker of every
 non-ATLAS VO) reads for this: the task's `processingType` against the queue's
 `allowed_processing` / `excluded_processing` (catchall words, `|`-separated; GenJobBroker.py, the
-"allowed/excluded processing type check"). jedi_task.py gives GPU tasks the processing types in
+"allowed/excluded processing type check"). scripts/jedi/task.py gives GPU tasks the processing types in
 its `GPU_PROCESSING_TYPES`; the GPU queue takes only those, the CPU queue refuses them.
 
 `allow_no_pilot`: GenJobBroker skips queues with no pilot requests in the last 3 hours (the
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 
-from jedi_task import GPU_PROCESSING_TYPES
+from scripts.jedi.task import GPU_PROCESSING_TYPES
 
 SITE = "DUNE_TEST"
 CPU_QUEUE = "DUNE_TEST_CPU"

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from panda_local import certs, config, database, ports, queues, venv
-from panda_local.client import ApiClient
-from panda_local.errors import StackError
+from scripts.panda_local import certs, config, database, ports, queues, venv
+from scripts.panda_local.client import ApiClient
+from scripts.panda_local.errors import StackError
 
 HERE = Path(__file__).resolve().parent
 VOS = ("dune",)

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from panda_local.errors import StackError
+from scripts.panda_local.errors import StackError
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

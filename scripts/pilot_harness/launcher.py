@@ -5,8 +5,8 @@ namespace the workflow reads, set the environment the library expects (PILOT_HOM
 load the queue data through the library's own information service, run `pilot.workflow.<name>.run`,
 and turn its traces into the pilot's shell exit code.
 
-Run it only through `pilot_harness.sandbox`, inside a PID and network namespace: at the end of a job
-the pilot kills the orphaned processes of its user.
+Run it only through `scripts.pilot_harness.sandbox`, inside a PID and network namespace: at the
+end of a job the pilot kills the orphaned processes of its user.
 
 One difference from a stock pilot: panda-pilot 3.7.0.36 accepts trf URLs only under two public
 base URLs written into `pilot.user.generic.setup.get_valid_base_urls`; 3.8 added `--baseurls` for
@@ -53,7 +53,7 @@ def _bool(text: str) -> bool:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The pilot options a local Harvester PUSH run needs, spelled as pilot.py spells them."""
-    parser = argparse.ArgumentParser(prog="pilot_harness.launcher", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="scripts.pilot_harness.launcher", description=__doc__.split("\n")[0])
     add = parser.add_argument
     add("-q", "--queue", required=True, help="PanDA queue name (must match the local queue data)")
     add("--pilot-user", dest="pilot_user", default="generic")
@@ -221,4 +221,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

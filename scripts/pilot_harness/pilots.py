@@ -3,7 +3,7 @@
 - pilot3 3.11.5.1, what production sites run: its real `pilot.py` from the unmodified source tarball
   (shared/pilot3 beside the clone, or $DUNE_PILOT3_TARBALL), unpacked to a directory of ours;
 - panda-pilot 3.7.0.36 from PyPI, the oldest pilot still supported: the library has no `pilot.py`,
-  so `pilot_harness.launcher` starts its generic workflow.
+  so `scripts.pilot_harness.launcher` starts its generic workflow.
 
 A pilot user plugin (`--pilot-user NAME`) other than `generic` is a directory copied into the
 unpacked pilot as `pilot/user/NAME/` (see `unpack`).
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
-from pilot_harness.errors import HarnessError
+from scripts.pilot_harness.errors import HarnessError
 
 PILOT3_VERSION = "3.11.5.1"
 PYPI_VERSION = "3.7.0.36"
@@ -109,7 +109,7 @@ def pypi(pilot_user: str = "generic") -> Pilot:
     if get_pilot_version() != PYPI_VERSION:
         raise HarnessError(f"panda-pilot {get_pilot_version()} is installed; the harness drives "
                            f"{PYPI_VERSION}")
-    return Pilot(PYPI_VERSION, (sys.executable, "-m", "pilot_harness.launcher"),
+    return Pilot(PYPI_VERSION, (sys.executable, "-m", "scripts.pilot_harness.launcher"),
                  Path(pilot.__file__).parent, pilot_user)
 
 

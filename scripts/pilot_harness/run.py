@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Mapping, Optional, Sequence
 
-from pilot_harness import jobdef, layout, pilots, site, verdict
-from pilot_harness.errors import HarnessError
+from scripts.pilot_harness import jobdef, layout, pilots, site, verdict
+from scripts.pilot_harness.errors import HarnessError
 
 QUEUE = "LOCAL_TEST"
 
@@ -145,10 +145,10 @@ def prepare(request: PilotJob, run_dir: Path) -> layout.RunPaths:
 
 
 def _environment() -> dict:
-    """Ours, with this package importable and this Python first on PATH: the trf's
+    """Ours, with the repository root importable (this package is `scripts.pilot_harness`) and this Python first on PATH: the trf's
     `#!/usr/bin/env python3` must find the interpreter that has numpy, h5py and the framework."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
 
@@ -185,7 +185,7 @@ def launch(paths: layout.RunPaths, panda_id: str, timeout_s: float,
     process in it, and nothing else.
     """
     command = ["unshare", "--pid", "--fork", "--mount-proc", "--net", "--kill-child",
-               sys.executable, "-m", "pilot_harness.sandbox", str(paths.root)]
+               sys.executable, "-m", "scripts.pilot_harness.sandbox", str(paths.root)]
     with open(paths.sandbox_log, "wb") as log:
         process = subprocess.Popen(command, cwd=paths.root, env=_environment(),
                                    stdout=log, stderr=subprocess.STDOUT)

@@ -1,10 +1,10 @@
 """What runs inside the pilot's namespace: loopback up, the trf server, the pilot, nothing else.
 
 The pilot is the command in the run's settings: pilot3's own pilot.py, or our launcher for PyPI's
-panda-pilot (pilot_harness.pilots).
+panda-pilot (scripts.pilot_harness.pilots).
 
 `run.launch` starts this module as `unshare --pid --fork --mount-proc --net --kill-child python -m
-pilot_harness.sandbox RUNDIR`. This process is then PID 1 of a namespace whose only network is its
+scripts.pilot_harness.sandbox RUNDIR`. This process is then PID 1 of a namespace whose only network is its
 own loopback: the pilot's end-of-job cleanup (it kills the orphans of its user, and we are root)
 sees nothing outside, and when this process ends the kernel ends whatever is left inside.
 """
@@ -21,7 +21,7 @@ import sys
 import threading
 from pathlib import Path
 
-from pilot_harness import layout
+from scripts.pilot_harness import layout
 
 
 def check_isolated() -> None:
@@ -81,7 +81,7 @@ def run_pilot(paths: layout.RunPaths, settings: dict, options: list[str]) -> int
 
 
 def main(argv: list[str]) -> int:
-    """Entry point inside the namespace: `python -m pilot_harness.sandbox RUNDIR`."""
+    """Entry point inside the namespace: `python -m scripts.pilot_harness.sandbox RUNDIR`."""
     check_isolated()
     paths = layout.RunPaths(Path(argv[0]))
     settings = json.loads(paths.settings.read_text())

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from pilot_harness import jobdef, layout, pilots
+from scripts.pilot_harness import jobdef, layout, pilots
 
 # worker_attributes.json fields that make the verdict, and their names in the summary.
 FIELDS = {

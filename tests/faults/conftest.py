@@ -35,8 +35,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from tests.faults.harness import DATA, INFRASTRUCTURE, LEDGER, Scenario, Secrets, Trf  # noqa: E402
 from tests.support import httpd, seaweed  # noqa: E402

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from scripts.pilot_harness.run import PilotJob, run_job
+from scripts.tools import build_pyz
 from tests.faults.harness import TrfRun, scan_pilot_run
-from tests.pilot.conftest import VERSIONS, job_definition, session_pilot  # puts scripts/ on sys.path
-
-import build_pyz  # noqa: E402 - scripts/ is not a package
-from pilot_harness.run import PilotJob, run_job  # noqa: E402
+from tests.pilot.conftest import VERSIONS, job_definition, session_pilot
 
 ON_EACH_PILOT = pytest.mark.parametrize("pilot_version", VERSIONS, ids=[f"pilot-{v}" for v in VERSIONS])
 

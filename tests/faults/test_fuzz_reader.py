@@ -1,7 +1,7 @@
 """Property-based fuzzing of the event-file reader: random bytes, damaged files, random HDF5 structures.
 
 In process, `inspect_inputs` and a full pass of `iter_batches` may only raise EventFileError or
-NoEventsError (anything else reaches the user as an unexpected exit 250/251 with a traceback).
+EmptySelection (anything else reaches the user as an unexpected exit 250/251 with a traceback).
 Through the CLI, a small sample of the same files may only give the exit codes a bad input file
 means (0, 9, 15), the reports, and no traceback.
 """
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from payload.errors import EventFileError, NoEventsError
+from payload.errors import EmptySelection, EventFileError
 from payload.events import inspect_inputs, iter_batches
 from tests.faults.harness import LEDGER, TRACEBACK
 
@@ -48,7 +48,7 @@ def read_everything(path: Path, with_labels: bool, prefetch: int) -> int:
 def only_clean_errors(path: Path, with_labels: bool = True, prefetch: int = 0) -> None:
     try:
         read_everything(path, with_labels, prefetch)
-    except NoEventsError as err:     # a readable file whose selection is empty: it says how many it has
+    except EmptySelection as err:    # a readable file whose selection is empty: it says how many it has
         assert str(err).startswith("no events selected: 0 event(s) in 1 file(s)"), str(err)
     except EventFileError as err:    # a damaged file: named
         assert path.name in str(err), str(err)

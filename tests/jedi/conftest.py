@@ -1,17 +1,11 @@
 """Fixtures for the JEDI chain: both real pilots' sources, real event files and a real tiny model."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-for path in (ROOT / "scripts", Path(__file__).parent):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-import pilots  # noqa: E402
+from tests.jedi import pilots
 
 
 @pytest.fixture(scope="session", params=["pilot-3.11.5.1", "pilot-3.7.0.36"])

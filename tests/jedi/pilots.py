@@ -15,16 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
+from scripts.pilot_harness import pilots as harness
 
-from pilot_harness import pilots as harness  # noqa: E402 - scripts/ is not a package
+ROOT = Path(__file__).resolve().parents[2]
 
 _CLEAN = r"""
 import json, sys
-source = sys.argv[1]
-if source:
-    sys.path.insert(0, source)
 import pilot
 from pilot.info.jobdata import JobData
 from pilot.util import constants
@@ -47,7 +43,9 @@ class Pilot:
         """The pilot's JobData for `job`: {jobparams, imagename, version, module}."""
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env["PILOT_USER"] = "generic"
-        done = subprocess.run([sys.executable, "-c", _CLEAN, str(self.source or "")], input=json.dumps(job),
+        if self.source:  # the unpacked pilot's package, ahead of the installed panda-pilot
+            env["PYTHONPATH"] = str(self.source)
+        done = subprocess.run([sys.executable, "-c", _CLEAN], input=json.dumps(job),
                               env=env, cwd=str(self.source or ROOT), capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise RuntimeError(f"pilot {self.version} JobData failed: {done.stderr[-2000:]}")

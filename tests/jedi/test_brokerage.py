@@ -11,8 +11,8 @@ import pytest
 
 from tests.support.httpd import LoopbackHTTP
 
-import jedi_brokerage
-import jedi_task
+from scripts.jedi import brokerage as jedi_brokerage
+from scripts.jedi import task as jedi_task
 
 NEWER = ["Ampere", "Ada Lovelace", "Hopper", "Grace Hopper", "Blackwell"]
 BASE = ["infer", "--dataset", "dune:mc.pdsp.events.v1", "--output-dataset", "user.jdoe.dune.pred.v1/",

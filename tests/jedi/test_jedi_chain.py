@@ -1,4 +1,4 @@
-"""The production chain without a server: a task of scripts/jedi_task.py, expanded into job parameters
+"""The production chain without a server: a task of scripts/jedi/task.py, expanded into job parameters
 the way JEDI does it, cleaned by the real pilot (`JobData.clean__jobparams` of 3.11.5.1 and 3.7.0.36),
 and run by the real trf (`dune-payload`) in a job directory the way the pilot runs it:
 `./<trf> <jobparams>` through the shell, the task's input files staged under their LFNs (what JEDI
@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-import jedi_task
+from scripts.jedi import task as jedi_task
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "docker://registry.example.org/dune/payload:cuda"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import build_pyz
+from scripts.tools import build_pyz
 
 ROOT = Path(__file__).resolve().parents[2]
 

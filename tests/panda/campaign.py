@@ -24,15 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-for _path in (ROOT / "scripts", ROOT):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+from scripts.panda_local import database, harvester, queues, stack
+from scripts.pilot_harness import pilots
+from scripts.pilot_harness.run import PilotJob
+from scripts.tools import build_pyz
 
-import build_pyz  # noqa: E402
-from panda_local import database, harvester, queues, stack  # noqa: E402
-from pilot_harness import pilots  # noqa: E402
-from pilot_harness.run import PilotJob  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 from tests.support.fake_gpu import fake_smi_environment, write_fake_smi  # noqa: E402
 from tests.support.samples import events_and_tiny_model  # noqa: E402
@@ -110,11 +107,11 @@ def make_material(base: Path) -> tuple:
 
 
 def submit(panda: stack.Stack, name: str) -> subprocess.CompletedProcess:
-    """`jedi_task.py ... --submit` for task `name`, as the user jdoe with panda-client."""
+    """`python -m scripts.jedi.task ... --submit` for task `name`, as the user jdoe with panda-client."""
     argv, _, _ = TASKS[name]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PANDA", "X509", "OIDC"))}
     env.update(panda.user_env("jdoe"), PYTHONPATH=str(ROOT), HOME=str(panda.directory))
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "jedi_task.py"), *argv, *COMMON, "--submit"],
+    return subprocess.run([sys.executable, "-m", "scripts.jedi.task", *argv, *COMMON, "--submit"],
                           env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -7,7 +7,6 @@ each test waits for it. The stack stops, by PID, when the session ends.
 """
 from __future__ import annotations
 
-import sys
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -15,9 +14,6 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-# scripts/ is not a package: panda_local, pilot_harness and jedi_task are imported from it
-if str(HERE.parents[1] / "scripts") not in sys.path:
-    sys.path.insert(0, str(HERE.parents[1] / "scripts"))
 _CAMPAIGN: dict = {}
 _LOCK = threading.Lock()
 
@@ -61,7 +57,7 @@ def pytest_collection_finish(session):
 @pytest.fixture(scope="session")
 def campaign(request):
     """The finished campaign (campaign.Campaign); its stack stops when the session ends."""
-    from panda_local import stack
+    from scripts.panda_local import stack
 
     result = _CAMPAIGN["future"].result()
     request.addfinalizer(lambda: stack.stop(result.stack))

@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from panda_local import database, queues
+from scripts.panda_local import database, queues
 
 TRF_EXIT = {"ok": 0, "input": 9, "sigterm": 143}
 PAYLOADEXECUTIONFAILURE, SIGTERM_PILOT_ERROR = 1305, 1201

@@ -6,10 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
-from payload.csvformat import VALUES_PER_EVENT, convert_csv, write_csv
+from payload.csvformat import VALUES_PER_EVENT, convert_csv
 from payload.errors import EventFileError
 from payload.events import iter_batches
 from payload.simulate import simulate_events
+from tests.support.csv_files import write_csv
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from payload.errors import EventFileError, NoEventsError, PayloadError
+from payload.errors import EmptySelection, EventFileError, PayloadError
 from payload.events import (
     CLASS_NAMES, FORMAT_VERSION, IMAGE_SHAPE, PREFETCH_THREAD_NAME, WRITER_THREAD_NAME, Batch, EventWriter,
     PredictionWriter, describe_file, inspect_inputs, iter_batches, read_event, read_predictions,
@@ -148,7 +148,7 @@ def test_skip_and_max_select_from_the_concatenated_files(three_files, prefetch):
             for batch_size in (1, 2, 3, 5):
                 expected = ALL_IDS[skip:] if max_events < 0 else ALL_IDS[skip:skip + max_events]
                 if not expected:
-                    with pytest.raises(NoEventsError):
+                    with pytest.raises(EmptySelection):
                         iter_batches(three_files, batch_size, skip_events=skip, max_events=max_events,
                                      prefetch=prefetch)
                     continue
@@ -168,9 +168,9 @@ def test_a_single_path_is_accepted_as_the_sources(three_files):
 
 
 def test_nothing_selected_raises_no_events_at_call_time(three_files):
-    with pytest.raises(NoEventsError, match="12 event"):
+    with pytest.raises(EmptySelection, match="12 event"):
         iter_batches(three_files, 2, skip_events=12)
-    with pytest.raises(NoEventsError):
+    with pytest.raises(EmptySelection):
         iter_batches(three_files, 2, max_events=0)
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from payload.csvformat import write_csv
 from payload.events import iter_batches
 from payload.simulate import simulate_events
+from tests.support.csv_files import write_csv
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from payload.api import InferConfig, Provenance
-from payload.errors import EventFileError, ModelFileError, NoEventsError, StopRequested
+from payload.errors import EmptySelection, EventFileError, ModelFileError, StopRequested
 from payload.events import read_predictions
 from payload.inference import evaluate, infer
 from payload.metrics import confusion_matrix, segmentation_metrics
@@ -39,7 +39,7 @@ def test_infer_writes_the_networks_probabilities_for_every_event(tiny, unlabelle
     model_path, model = tiny
     ticks = []
     result = infer([unlabelled_events_file], model_path, tmp_path / "pred.h5", CONFIG,
-                   provenance=Provenance(build="cpu-fp32", model_version="v7"), progress=ticks.append)
+                   provenance=Provenance(build="cpu-fp32", model_version="v7"), on_progress=ticks.append)
 
     assert result.processed_events == 5 and result.outputs == {str(tmp_path / "pred.h5"): 5}
     pred = read_predictions(tmp_path / "pred.h5")
@@ -120,7 +120,7 @@ def test_bad_inputs_are_reported_before_the_model_is_loaded(tiny, events_file, u
     model_path, _ = tiny
     with pytest.raises(EventFileError, match="unlabelled.h5"):
         evaluate([unlabelled_events_file], model_path, CONFIG)
-    with pytest.raises(NoEventsError, match="skipEvents=12"):
+    with pytest.raises(EmptySelection, match="skipEvents=12"):
         infer([events_file], model_path, tmp_path / "pred.h5", replace(CONFIG, skip_events=12))
     missing = tmp_path / "missing.h5"
     with pytest.raises(EventFileError, match="missing.h5"):

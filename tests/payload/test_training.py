@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from payload.api import InferConfig, Progress, TrainConfig
-from payload.errors import EventFileError, ModelFileError, NoEventsError, StopRequested, TrainingDivergedError
+from payload.errors import EmptySelection, EventFileError, ModelFileError, StopRequested, TrainingDivergedError
 from payload.inference import evaluate
 from payload.model import build_model
 from payload.modelfile import load_model, save_model
-from payload.training import (RunState, _end_epoch, latest_checkpoint, save_checkpoint, shuffled,
-                              split_events, train)
+from payload.checkpoints import RunState, latest_checkpoint, save_checkpoint
+from payload.training import _end_epoch, train
+from payload.training_data import shuffled, split_events
 
 # 12 events (conftest): 10 train, 2 validation; batch 2 → 5 steps per epoch
 BASE = TrainConfig(model_config="tiny", batch_size=2, epochs=2, learning_rate=1e-2, validation_split=0.2,
@@ -29,7 +30,7 @@ def test_training_learns_and_writes_model_metrics_and_plot(events_file, tmp_path
     ticks = []
     config = replace(BASE, epochs=3, loss="weighted")
     result = train([events_file], tmp_path / "dune.model", config, output_metrics=tmp_path / "metrics.json",
-                   output_plot=tmp_path / "curve", progress=ticks.append)
+                   output_plot=tmp_path / "curve", on_progress=ticks.append)
 
     losses = result.history["loss"]
     assert len(losses) == 3 and losses[-1] < 0.8 * losses[0]
@@ -139,7 +140,7 @@ def test_an_input_removed_between_epochs_is_named_as_removed_not_as_missing(even
             link.unlink()
 
     with pytest.raises(EventFileError, match=r"staged.h5: removed while the job ran") as raised:
-        train([link], tmp_path / "m.keras", replace(BASE, epochs=3), progress=remove_at_epoch_2)
+        train([link], tmp_path / "m.keras", replace(BASE, epochs=3), on_progress=remove_at_epoch_2)
     assert raised.value.removed and raised.value.path == str(link)
     assert not (tmp_path / "m.keras").exists()
     with pytest.raises(EventFileError, match="no such file") as never_there:
@@ -155,9 +156,9 @@ def test_mixed_precision_training_saves_a_float32_model_and_restores_the_policy(
 
 
 def test_bad_selections_and_unlabelled_files_fail_before_training(events_file, unlabelled_events_file, tmp_path):
-    with pytest.raises(NoEventsError, match="skipEvents=12"):
+    with pytest.raises(EmptySelection, match="skipEvents=12"):
         train([events_file], tmp_path / "m.keras", replace(BASE, skip_events=12))
-    with pytest.raises(NoEventsError, match="leaves no event"):
+    with pytest.raises(EmptySelection, match="leaves no event"):
         train([events_file], tmp_path / "m.keras", replace(BASE, max_events=2, validation_split=1.0))
     with pytest.raises(EventFileError, match="unlabelled.h5"):
         train([unlabelled_events_file], tmp_path / "m.keras", BASE)

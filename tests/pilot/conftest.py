@@ -25,15 +25,13 @@ from typing import Callable
 
 import pytest
 
+from scripts.pilot_harness import pilots
+from scripts.pilot_harness.run import PilotJob, run_job
+from scripts.tools import build_pyz
+from tests.support.fake_gpu import fake_smi_environment, write_fake_smi
+from tests.support.samples import events_and_tiny_model
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import build_pyz  # noqa: E402 - scripts/ is not a package
-from pilot_harness import pilots  # noqa: E402
-from pilot_harness.run import PilotJob, run_job  # noqa: E402
-
-from tests.support.fake_gpu import fake_smi_environment, write_fake_smi  # noqa: E402
-from tests.support.samples import events_and_tiny_model  # noqa: E402
 
 PANDA_ID = "4242"
 INFER = ("--mode=infer --inputEventsFile=a.h5,b.h5 --modelFile=model.keras --modelConfig=tiny "

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pilot_harness import jobdef, launcher, layout, pilots, run, site
+from scripts.pilot_harness import jobdef, launcher, layout, pilots, run, site
 
-SCRIPTS = Path(run.__file__).resolve().parents[1]
+ROOT = Path(run.__file__).resolve().parents[2]
 
 
 def _library_cfg() -> Path:
@@ -27,8 +27,8 @@ def test_sandbox_refuses_to_run_outside_its_namespace(tmp_path):
     paths = layout.RunPaths(tmp_path)
     paths.site.mkdir()
     paths.settings.write_text(json.dumps({"trf_name": "x", "timeout_s": 5, "pilot_options": []}))
-    result = subprocess.run([sys.executable, "-m", "pilot_harness.sandbox", str(tmp_path)],
-                            env=dict(os.environ, PYTHONPATH=str(SCRIPTS)), capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "scripts.pilot_harness.sandbox", str(tmp_path)],
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode != 0
     assert "refusing to run the pilot: not isolated" in result.stderr
@@ -159,7 +159,7 @@ def test_each_pilot_reads_a_payloads_stderr_with_its_own_codes(tmp_path):
 
 
 def test_run_pilot_local_runs_pilot3_unless_told_otherwise():
-    done = subprocess.run([sys.executable, str(SCRIPTS / "run_pilot_local.py"), "--help"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "scripts.tools.run_pilot_local", "--help"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     assert "--pilot-version {3.11.5.1,3.7.0.36}" in done.stdout and "(default: 3.11.5.1)" in done.stdout

@@ -9,7 +9,6 @@ copytool staged out, and the trf's own reports. Pilot error codes: 1305 PAYLOADE
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import h5py

@@ -116,7 +116,7 @@ def test_check_passes_here_without_importing_the_framework(tmp_path):
     code = ("import sys; from wrapper.platform.requirements import check_requirements; "
             "check_requirements('infer', uris=['s3://b/k', 'https://h.example.org/f']); "
             "print(sorted(m for m in ('tensorflow', 'keras', 'boto3', 'requests') if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(rc.__file__).parents[1],
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(rc.__file__).parents[2],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pilot_harness import pilots
+from scripts.pilot_harness import pilots
 
 PILOT3_ONLY = pytest.mark.parametrize("pilot_version", [pilots.PILOT3_VERSION],
                                       ids=[f"pilot-{pilots.PILOT3_VERSION}"])

@@ -1,4 +1,4 @@
-"""A build's `min_gpu_memory_mb`: the manifest field the brokerage reads (scripts/jedi_brokerage.py)
+"""A build's `min_gpu_memory_mb`: the manifest field the brokerage reads (scripts/jedi/brokerage.py)
 holds on the node too: a GPU with less memory is skipped for the next build."""
 from __future__ import annotations
 

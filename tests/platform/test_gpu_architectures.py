@@ -9,16 +9,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from wrapper.platform import gpu_architectures
 from wrapper.platform.gpus import cc_from_name
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-from pilot_harness import pilots  # noqa: E402
+from scripts.pilot_harness import pilots
 
 # Product names as nvidia-smi prints them, with their compute capabilities (NVIDIA's CUDA GPU list).
 PRODUCTS = [
@@ -30,7 +27,6 @@ PRODUCTS = [
 
 _DETECT = r"""
 import json, sys
-sys.path.insert(0, sys.argv[1])
 from pilot.util.workernode import detect_architecture
 print(json.dumps({name: detect_architecture(name) for name in json.load(sys.stdin)}))
 """
@@ -41,8 +37,8 @@ def pilot_names(tmp_path_factory) -> dict:
     """{product: the name pilot 3.11.5.1's own detect_architecture gives it}."""
     top = pilots.unpack(tmp_path_factory.mktemp("pilot3") / "src")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", _DETECT, str(top)], input=json.dumps([p for p, _ in PRODUCTS]),
-                          env=dict(env, PILOT_USER="generic"), cwd=top, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", _DETECT], input=json.dumps([p for p, _ in PRODUCTS]),
+                          env=dict(env, PILOT_USER="generic", PYTHONPATH=str(top)), cwd=top, capture_output=True, text=True,
                           timeout=120, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -62,3 +58,24 @@ def test_ranges_and_unknown_capabilities():
     assert gpu_architectures.name_of((5, 2), "Tesla M40") == "Maxwell"
     assert gpu_architectures.name_of((13, 0)) == "Unknown"
     assert gpu_architectures.in_range((8, 9), (9, 0)) == ("Ada Lovelace", "Hopper", "Grace Hopper")
+
+
+def test_the_table_is_the_only_place_that_spells_the_names():
+    """The plugin takes the name the trf put in its report and the JEDI helper asks the table:
+    no other module of ours writes a microarchitecture name as a string of its own."""
+    import ast
+    from pathlib import Path
+
+    root = Path(gpu_architectures.__file__).resolve().parents[2]
+    table = Path(gpu_architectures.__file__).resolve()
+    names = {name for name, _, _ in gpu_architectures.MICROARCHITECTURES}
+    spelled = {}
+    for folder in ("wrapper", "scripts", "deploy"):
+        for path in (root / folder).rglob("*.py"):
+            if path.resolve() == table:
+                continue
+            found = {node.value for node in ast.walk(ast.parse(path.read_text()))
+                     if isinstance(node, ast.Constant) and node.value in names}
+            if found:
+                spelled[str(path.relative_to(root))] = sorted(found)
+    assert spelled == {}

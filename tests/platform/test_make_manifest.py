@@ -1,4 +1,4 @@
-"""scripts/make_manifest.py on a real trained-model file, published to a local directory."""
+"""scripts/tools/make_manifest.py on a real trained-model file, published to a local directory."""
 from __future__ import annotations
 
 import hashlib
@@ -11,10 +11,9 @@ import pytest
 from wrapper.builds.selection import load_manifest, select_build
 from wrapper.platform.detect import detect_platform
 
+from scripts.tools import make_manifest
+
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "make_manifest.py"
-sys.path.insert(0, str(SCRIPT.parent))
-import make_manifest  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +81,7 @@ def test_refusals(argv, code, message, model_file, tmp_path, capsys):
 
 def test_command_line(model_file, tmp_path):
     """The script runs as a program from any directory (how operators use it)."""
-    done = subprocess.run([sys.executable, str(SCRIPT), str(model_file), "--dest", str(tmp_path / "cli")],
+    done = subprocess.run([sys.executable, "-m", "scripts.tools.make_manifest", str(model_file), "--dest", str(tmp_path / "cli")],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "builds: gpu-bf16, gpu-fp16, gpu-fp32, cpu-bf16, cpu-fp32" in done.stdout

@@ -6,12 +6,9 @@ and the rows predict_step returns.
 """
 import json
 import os
-import sys
-from pathlib import Path
 
 os.environ["KERAS_BACKEND"] = "jax"
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

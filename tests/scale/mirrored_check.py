@@ -6,11 +6,8 @@ before and after sync_batch_stats.
 """
 import json
 import os
-import sys
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

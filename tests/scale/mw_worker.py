@@ -16,9 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -55,7 +52,7 @@ def main(argv=None) -> int:
             os._exit(9)
 
     started = time.monotonic()
-    result = api.train(args.events, args.out / f"model-{spec.rank}.keras", config, progress=progress)
+    result = api.train(args.events, args.out / f"model-{spec.rank}.keras", config, on_progress=progress)
     seconds = time.monotonic() - started
     (args.out / f"result-{spec.rank}.json").write_text(json.dumps(
         {"rank": spec.rank, "size": spec.size, "seconds": seconds, "events": result.processed_events,

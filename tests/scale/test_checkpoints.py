@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from payload.training import latest_checkpoint
+from payload.checkpoints import latest_checkpoint
 from wrapper import exitcodes as ec
 from wrapper.checkpoints.store import MANIFEST, LocalStore, S3Store, complete_checkpoints, resolve_prefix
 from wrapper.checkpoints.sync import CheckpointSync

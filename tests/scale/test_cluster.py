@@ -4,8 +4,9 @@ import json
 import pytest
 
 from wrapper import exitcodes as ec
-from wrapper.cluster.workers import (ClusterError, ClusterSpec, detect_cluster,
-                             expand_nodelist, expand_tasks_per_node, lsf_hosts)
+from wrapper.cluster.workers import (ClusterSpec, detect_cluster, expand_nodelist, expand_tasks_per_node,
+                                     lsf_hosts)
+from wrapper.errors import ClusterError
 from wrapper.cluster.distribution import worker_workdir
 
 

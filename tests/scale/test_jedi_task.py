@@ -1,10 +1,8 @@
-"""scripts/jedi_task.py: task parameters and their expansion into jobPars the trf accepts.
+"""scripts/jedi/task.py: task parameters and their expansion into jobPars the trf accepts.
 Submission to a real PanDA server, and what JEDI makes of these tasks, is tests/panda."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -12,9 +10,7 @@ from wrapper import exitcodes as ec
 from wrapper.checkpoints.resume import resolve_prefix
 from wrapper.args.spec import parse_job_args
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import jedi_task  # noqa: E402
+from scripts.jedi import task as jedi_task
 
 MODEL_URL = "https://dune.example.org/models/dune.model.v3.keras"
 INFER = ["infer", "--dataset", "dune:mc.pdsp.events.v1", "--output-dataset", "user.jdoe.dune.pred.v1/",

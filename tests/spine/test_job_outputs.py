@@ -52,8 +52,7 @@ def test_a_job_through_the_pyz_runs_its_payload_child_from_the_pyz(tmp_path, eve
     import subprocess
     import sys
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import build_pyz  # noqa: E402 - scripts/ is not a package
+    from scripts.tools import build_pyz
 
     pyz = build_pyz.build(tmp_path / "dune-payload.pyz")
     job = tmp_path / "job"

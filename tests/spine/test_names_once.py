@@ -77,19 +77,19 @@ def test_the_exit_table_reader_sees_a_changed_row():
 
 
 def test_causes_keep_the_report_strings():
-    err = InputFileError("x", cause="checksum-mismatch")
-    assert err.cause is Cause.CHECKSUM_MISMATCH
+    err = InputFileError("x", cause=Cause.CHECKSUM_MISMATCH)
     assert f"{err.cause}" == str(err.cause) == "checksum-mismatch"
-    assert OutputFileError("y").cause == "unwritable"
+    assert OutputFileError("y").cause is Cause.UNWRITABLE
 
 
-def test_an_unknown_cause_is_a_bug_not_a_new_cause():
-    with pytest.raises(ValueError):
-        InputFileError("x", cause="network-hiccup")
+@pytest.mark.parametrize("text", ["network-hiccup", "checksum-mismatch"])
+def test_a_cause_given_as_a_string_is_a_bug(text):
+    with pytest.raises(TypeError, match="not a Cause member"):
+        InputFileError("x", cause=text)
 
 
 def cause_literals(source: str) -> set:
-    """String constants the code gives as a cause: `cause="..."` arguments, the third argument of
+    """String constants the code gives as a cause (it should give none: every cause is a member): `cause="..."` arguments, the third argument of
     input_error/output_error, `cause = "..."` assignments (also in `cause, detail = "...", ...`),
     and what the `classify*` functions return (a cause, or a tuple that starts with one)."""
     import ast
@@ -119,13 +119,24 @@ def cause_literals(source: str) -> set:
     return found
 
 
-def test_every_cause_the_code_names_is_a_member():
-    named = {}
-    for path in (ROOT / "wrapper").rglob("*.py"):
-        for literal in cause_literals(path.read_text()):
-            named.setdefault(literal, []).append(path.relative_to(ROOT).as_posix())
-    assert {"not-found", "disk-full", "server-error", "refused"} <= named.keys()
-    assert {k: v for k, v in named.items() if k not in {c.value for c in Cause}} == {}
+def cause_members(source: str) -> set:
+    """The names `X` of every `Cause.X` the source writes."""
+    import ast
+
+    return {node.attr for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name) and node.value.id == "Cause"}
+
+
+def test_every_cause_the_code_names_is_a_member_never_a_string():
+    literals, members = {}, set()
+    for path in sorted([*(ROOT / "wrapper").rglob("*.py"), *(ROOT / "scripts").rglob("*.py")]):
+        source = path.read_text()
+        for literal in cause_literals(source):
+            literals.setdefault(literal, []).append(path.relative_to(ROOT).as_posix())
+        members |= cause_members(source)
+    assert literals == {}
+    assert {"NOT_FOUND", "DISK_FULL", "SERVER_ERROR", "REFUSED", "HOST_OOM"} <= members
+    assert members - set(Cause.__members__) == set()
 
 
 def test_the_cause_scan_sees_each_form():
@@ -134,3 +145,4 @@ def test_the_cause_scan_sees_each_form():
               'cause, detail = "vanished", "why"\n'
               'def classify(exc):\n    return "astray", "detail"\n')
     assert cause_literals(source) == {"lost", "gone", "vanished", "astray"}
+    assert cause_members("raise X(cause=Cause.NOT_FOUND)\nCause.NOPE\n") == {"NOT_FOUND", "NOPE"}

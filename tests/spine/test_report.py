@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from wrapper import exitcodes as ec
-from wrapper.errors import ArgumentError, InputFileError, JobInterrupted, OutputFileError, TrfError
+from wrapper.errors import ArgumentError, InputFileError, JobStopped, OutputFileError, TrfError
 from wrapper.report.outputs import OutputPlan
+from wrapper.causes import Cause
 from wrapper.jobfiles import ERROR_REPORT, JOB_REPORT
 from wrapper.report.jobreport import CMDLINE_LIMIT, EXIT_MSG_LIMIT, JobReport
 
@@ -140,7 +141,7 @@ def test_failure_report_and_error_report(tmp_path):
 def test_long_message_is_split_at_the_limit(tmp_path):
     message = "input " + "x" * 300 + " is corrupt; " + "y" * 200
     report = JobReport.begin([], tmp_path)
-    report.fail(InputFileError(message, cause="corrupt", extra="event 17 has NaN pixels"))
+    report.fail(InputFileError(message, cause=Cause.CORRUPT, extra="event 17 has NaN pixels"))
     report.write()
     job = load(tmp_path / JOB_REPORT)
     assert len(job["exitMsg"]) == EXIT_MSG_LIMIT == 256
@@ -152,9 +153,9 @@ def test_long_message_is_split_at_the_limit(tmp_path):
 
 def test_first_failure_wins(tmp_path):
     report = JobReport.begin([], tmp_path)
-    report.fail(InputFileError("ev.h5 is not HDF5", cause="corrupt"))
+    report.fail(InputFileError("ev.h5 is not HDF5", cause=Cause.CORRUPT))
     report.fail(OutputFileError("cannot write p.h5"))
-    report.fail(JobInterrupted(signal.SIGTERM))
+    report.fail(JobStopped(signal.SIGTERM))
     report.write()
     assert load(tmp_path / JOB_REPORT)["exitCode"] == ec.INPUT_FILE_ERROR
     assert load(tmp_path / ERROR_REPORT) == {"error_code": 9, "error_diag": "ev.h5 is not HDF5"}
@@ -180,7 +181,7 @@ def test_unfinished_steps_are_closed_as_failed(tmp_path):
     done = report.step("stage-in")
     done.finish(True)
     report.step("payload")
-    report.fail(JobInterrupted(signal.SIGTERM))
+    report.fail(JobStopped(signal.SIGTERM))
     report.write()
     steps = {s["name"]: s for s in load(tmp_path / JOB_REPORT)["executor"]}
     assert steps["stage-in"]["statusOK"] is True
@@ -192,7 +193,7 @@ def test_unfinished_steps_are_closed_as_failed(tmp_path):
                                                  (signal.SIGUSR1, 138, "TRF_SIG_USR1")])
 def test_signal_failure(tmp_path, signum, code, acronym):
     report = JobReport.begin([], tmp_path)
-    report.fail(JobInterrupted(signum))
+    report.fail(JobStopped(signum))
     assert report.write() == code
     job = load(tmp_path / JOB_REPORT)
     assert (job["exitCode"], job["exitAcronym"]) == (code, acronym)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from wrapper.signals import HANDLED, Interrupted, stop_guard
+from wrapper.signals import HANDLED, StopSignal, stop_guard
 
 CONTRACT_S = 2.0
 STOPS = [(signal.SIGTERM, "TRF_SIG_TERM"), (signal.SIGINT, "TRF_SIG_INT"), (signal.SIGUSR1, "TRF_SIG_USR1")]
@@ -121,7 +121,8 @@ def test_cli_stops_while_an_input_server_stalls(jobdir, cli_env):
 _STUCK = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from wrapper.errors import JobInterrupted
+    from wrapper import exitcodes as ec
+    from wrapper.errors import JobStopped
     from wrapper.report.outputs import OutputPlan
     from wrapper.report.jobreport import JobReport
     from wrapper.signals import HANDLED, stop_guard
@@ -132,10 +133,11 @@ _STUCK = textwrap.dedent("""
     plan.temp_path("outputModelFile").write_bytes(b"half a model")
     report.step("payload")
 
-    def abandon(signum):
-        report.fail(JobInterrupted(signum))
+    def abandon(signum):  # as wrapper.main's: report, clean up, end the process
+        report.fail(JobStopped(signum))
         plan.discard()
         report.write()
+        os._exit(ec.for_signal(signum))
 
     with stop_guard(abandon):
         # The main thread gets stuck in C, like a long framework call that retries on EINTR: it
@@ -191,7 +193,7 @@ def test_signal_interrupts_a_waiting_main_thread(signum):
     with stop_guard(never_abandon, grace=60) as state:
         assert not state.requested()
         signal_main_thread(signum, delay=0.05)
-        with pytest.raises(Interrupted) as caught:
+        with pytest.raises(StopSignal) as caught:
             time.sleep(30)
     assert caught.value.signum == signum == state.signum and state.requested()
 
@@ -203,7 +205,7 @@ def test_the_handler_raises_even_when_the_watcher_saw_the_signal_first():
         signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
         try:
             threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
-            with pytest.raises(Interrupted):
+            with pytest.raises(StopSignal):
                 state.event.wait(10)
                 time.sleep(0.05)
         finally:
@@ -215,7 +217,7 @@ def test_interrupted_passes_through_except_exception():
     swallowed = []
     with stop_guard(never_abandon, grace=60):
         signal_main_thread(signal.SIGTERM, delay=0.05)
-        with pytest.raises(Interrupted):
+        with pytest.raises(StopSignal):
             try:
                 threading.Event().wait(30)
             except Exception as err:  # what a library might do around a blocking call
@@ -226,7 +228,7 @@ def test_interrupted_passes_through_except_exception():
 def test_only_the_first_signal_interrupts():
     with stop_guard(never_abandon, grace=60) as state:
         signal_main_thread(signal.SIGTERM, delay=0.05)
-        with pytest.raises(Interrupted):
+        with pytest.raises(StopSignal):
             time.sleep(30)
         signal_main_thread(signal.SIGINT).join()
         time.sleep(0.05)  # the handler runs here, and must not raise

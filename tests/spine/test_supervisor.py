@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from payload.api import Progress, StepResult
 from wrapper import exitcodes as ec
-from wrapper.errors import InputFileError, OutputFileError
-from wrapper.step.child import oom_cause
-from wrapper.step.request import error_fields, error_from_fields
+from wrapper.causes import Cause
+from wrapper.errors import InputFileError, OutputFileError, PayloadOutOfMemory, TrfError
 from wrapper.platform.memory_limits import memory_cgroup, oom_kills
-from wrapper.step.supervisor import death_error
+from wrapper.step import messages
+from wrapper.step.child import oom_cause
+from wrapper.step.supervisor import _step_result, death_error
 
 # What frameworks print when an allocation fails, each copied from the public log named beside it
 # (the GPU ones cannot happen on a CPU machine), or captured from this suite's own runs.
@@ -85,10 +87,45 @@ def test_a_segfault_without_an_allocation_failure_is_a_crash():
 
 
 def test_errors_cross_the_pipe_with_code_and_cause():
-    for err in (InputFileError("model m.keras: corrupt", cause="corrupt", source="m.keras"),
-                OutputFileError("no space left", cause="disk-full")):
-        back = error_from_fields(pickle.loads(pickle.dumps(error_fields(err))))
+    for err in (InputFileError("model m.keras: corrupt", cause=Cause.CORRUPT, source="m.keras"),
+                OutputFileError("no space left", cause=Cause.DISK_FULL), TrfError("no cause")):
+        back = pickle.loads(pickle.dumps(messages.Failed.of(err, {}))).error()
         assert (back.message, back.exit_code, back.cause) == (err.message, err.exit_code, err.cause)
+        assert back.source == getattr(err, "source", "")
+
+
+EVERY_MESSAGE = (
+    messages.StopRequest(), messages.Started(123, "/code"),
+    messages.ProgressTick(Progress("train", 3, 10)), messages.CheckpointSaved(Path("ckpt-1")),
+    messages.Result(StepResult("infer", 5, (), {"p.h5": 5}), {"a.h5": {"bytes_fetched": 10}}),
+    messages.Stopped(), messages.Failed("bad", 9, cause=Cause.CORRUPT),
+    messages.OutOfMemory(Cause.GPU_OOM, "OOM when allocating"), messages.Unexpected("KeyError", "'x'"),
+)
+
+
+@pytest.mark.parametrize("message", EVERY_MESSAGE, ids=lambda m: type(m).__name__)
+def test_every_message_pickles_to_an_equal_one(message):
+    assert pickle.loads(pickle.dumps(message)) == message
+
+
+def test_final_messages_become_the_result_or_the_error_they_name():
+    stats = {"a.h5": {"bytes_fetched": 10}}
+    result = StepResult("infer", 5, (), {"p.h5": 5})
+    assert _step_result(messages.Result(result, stats), lambda: None) is result
+    with pytest.raises(PayloadOutOfMemory) as gpu:
+        _step_result(messages.OutOfMemory(Cause.GPU_OOM, "OOM when allocating"), lambda: None)
+    assert (gpu.value.cause, gpu.value.exit_code) == (Cause.GPU_OOM, ec.EXEC_OOM)
+    assert "--batchSize" in gpu.value.message
+    with pytest.raises(PayloadOutOfMemory) as host:
+        _step_result(messages.OutOfMemory(Cause.HOST_OOM, "MemoryError"), lambda: None)
+    assert host.value.cause is Cause.HOST_OOM and "ramCount" in host.value.message
+    with pytest.raises(TrfError) as bug:
+        _step_result(messages.Unexpected("KeyError", "'x'"), lambda: None)
+    assert bug.value.exit_code == ec.UNEXPECTED_OTHER and "unexpected KeyError" in bug.value.message
+    reason = TrfError("the time limit")
+    with pytest.raises(TrfError) as stopped:
+        _step_result(messages.Stopped(), lambda: reason)
+    assert stopped.value is reason
 
 
 def test_an_event_file_removed_mid_run_is_input_error_removed_and_a_bad_one_corrupt():

@@ -96,6 +96,16 @@ def test_not_found_and_checksum(clean_env, http_server, options, workdir):
     assert staged.adler32 == good
 
 
+def test_messages_name_the_urls_own_scheme(clean_env, http_server, https_server, options):
+    for url, label in ((http_server.url("/absent.h5"), "http"), (https_server.url("/absent.h5"), "https"),
+                       (http_server.url("/a/..%2Fescape.h5"), "http")):
+        with pytest.raises(InputFileError) as info:
+            stage_inputs([url], options)
+        assert f"{url} ({label}): " in info.value.message
+    (staged,) = stage_inputs([http_server.add("/present.h5", b"abc")], options)
+    assert staged.source == "https"          # the report keeps its one name for the reader
+
+
 @pytest.mark.parametrize("path", ["/a/..%2F..%2Fescape.h5", "/a/%2E%2E", "/a/escape%E2%88%95x.h5",
                                   "/a/nul%00.h5", "/a/.hidden.h5"])
 def test_hostile_url_paths_never_write_outside(clean_env, http_server, options, workdir, tmp_path, path):

@@ -296,3 +296,34 @@ def test_a_small_object_whose_body_breaks_off_is_read_again_then_named(s3env, s3
         assert relay.cuts == cuts
     finally:
         relay.close()
+
+
+def test_read_again_retries_only_a_body_that_broke_off():
+    from botocore.exceptions import EndpointConnectionError, IncompleteReadError
+    from s3transfer.exceptions import RetriesExceededError
+
+    from wrapper.staging.s3 import read_again
+
+    calls, breaks = [], []
+
+    def short_twice() -> bytes:
+        calls.append(1)
+        if len(calls) < 3:
+            raise IncompleteReadError(actual_bytes=1, expected_bytes=2)
+        return b"ok"
+
+    assert read_again(short_twice, 3, on_break=lambda: breaks.append(1)) == b"ok"
+    assert len(calls) == 3 and len(breaks) == 2
+    calls.clear()
+    with pytest.raises(RetriesExceededError) as info:
+        read_again(short_twice, 2)
+    assert isinstance(info.value.last_exception, IncompleteReadError) and len(calls) == 2
+
+    def unreachable() -> bytes:
+        calls.append(1)
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+
+    calls.clear()
+    with pytest.raises(EndpointConnectionError):   # botocore has retried the request already
+        read_again(unreachable, 3)
+    assert len(calls) == 1

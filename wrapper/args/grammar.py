@@ -46,16 +46,30 @@ def decode_jobpars(argv: Sequence[str]) -> list[str]:
 
 def split_list(value: str) -> list[str]:
     """Split a comma list, keeping commas inside JEDI `[...]` groups, and expand compact lists."""
+    return [name for item in split_top_level(value) if item for name in expand_compact(item)]
+
+
+def split_top_level(text: str, *, strict: bool = False) -> list[str]:
+    """The items of `text` split at the commas outside `[...]`, as written (empty ones kept): the
+    one splitter for JEDI's compact lists here and Slurm's host lists (wrapper.cluster.workers).
+
+    With `strict`, a bracket without its partner raises ValueError("an unmatched ']'") or
+    ValueError("an unmatched '['"); without it, the depth count simply carries on.
+    """
     items, depth, current = [], 0, []
-    for char in value:
+    for char in text:
         depth += (char == "[") - (char == "]")
+        if strict and depth < 0:
+            raise ValueError("an unmatched ']'")
         if char == "," and depth == 0:
             items.append("".join(current))
             current = []
         else:
             current.append(char)
+    if strict and depth:
+        raise ValueError("an unmatched '['")
     items.append("".join(current))
-    return [name for item in items if item for name in expand_compact(item)]
+    return items
 
 
 def expand_compact(item: str) -> list[str]:

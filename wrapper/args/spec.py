@@ -1,9 +1,7 @@
 """JobSpec: the typed, validated, frozen description of one job, built from the trf arguments."""
 from __future__ import annotations
 
-import dataclasses
 import math
-import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
@@ -11,9 +9,7 @@ from wrapper.args import grammar
 from wrapper.args.argdefs import ARGS, BOOL, BY_NAME, FLOAT, FLOATLIST, INT, LIST, REQUIRED, ArgDef
 from wrapper.errors import (ArgumentChoiceError, ArgumentError, ArgumentMissingError,
                             ArgumentRangeError, ArgumentTypeError)
-
-# The pilot's rule for logical file names (see docs/design.md, 'The pilot contract').
-LFN_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_]{1,250}$")
+from wrapper.jobfiles import LFN_RULE
 
 
 @dataclass(frozen=True)
@@ -151,7 +147,7 @@ def _validate(spec: JobSpec, given: Mapping[str, list]) -> None:
         raise ArgumentMissingError(f"{listed} is missing: --mode={spec.mode} needs it")
     lfns = spec.outputs()
     for name, lfn in lfns.items():
-        if not LFN_RULE.fullmatch(lfn):  # match() would let a trailing newline through
+        if not LFN_RULE.fullmatch(lfn):
             raise ArgumentError(f"--{name}={lfn!r} is not a valid output file name: it must match "
                                 f"{LFN_RULE.pattern} (a plain name, no directories)")
     seen: dict[str, str] = {}
@@ -190,8 +186,3 @@ def build_spec(found: Mapping[str, list]) -> JobSpec:
 def parse_job_args(argv: Sequence[str]) -> JobSpec:
     """The trf's whole argument handling: words (or base64 jobPars) → validated JobSpec."""
     return build_spec(grammar.collect(argv))
-
-
-def spec_fields_match_table() -> bool:
-    """True when JobSpec and the argument table describe the same fields (checked by the tests)."""
-    return {f.name for f in dataclasses.fields(JobSpec)} == {a.field for a in ARGS}

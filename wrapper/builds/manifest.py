@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 
+from wrapper.causes import Cause
 from wrapper.errors import InputFileError, SetupError
 
 SCHEMA_VERSION = 1
@@ -122,16 +123,16 @@ def load_manifest(path: Path) -> Manifest:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputFileError(f"build manifest {path} does not exist", cause="not-found",
+        raise InputFileError(f"build manifest {path} does not exist", cause=Cause.NOT_FOUND,
                              source=str(path)) from None
     except PermissionError:
         raise InputFileError(f"build manifest {path} is not readable (permission denied)",
-                             cause="permission", source=str(path)) from None
+                             cause=Cause.PERMISSION, source=str(path)) from None
     except UnicodeDecodeError:
         raise SetupError(f"build manifest {path} is not UTF-8 text") from None
     except OSError as err:
         raise InputFileError(f"build manifest {path} cannot be read: {err.strerror or err}",
-                             cause="unreadable", source=str(path)) from None
+                             cause=Cause.UNREADABLE, source=str(path)) from None
     try:
         data = json.loads(text)
     except ValueError as err:

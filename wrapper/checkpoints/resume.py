@@ -17,6 +17,7 @@ from typing import Optional
 
 from wrapper.checkpoints.store import Checkpoint, S3Store, complete_checkpoints, open_store, resolve_prefix
 from wrapper.checkpoints.sync import CheckpointSync
+from wrapper.causes import Cause
 from wrapper.errors import InputFileError
 from wrapper.jobfiles import CHECKPOINT_DIR
 from wrapper.console import log
@@ -90,7 +91,7 @@ def restore_latest(prefix: str, directory: Path, options: StagingOptions, model_
             raise InputFileError(f"checkpoint {checkpoint.name} under {redact(prefix)} is of the "
                                  f"{checkpoint.model_config!r} network, but this job trains "
                                  f"{model_config!r}: give the task its own --checkpointPrefix, or "
-                                 "--resume=false to start over", cause="model-mismatch",
+                                 "--resume=false to start over", cause=Cause.MODEL_MISMATCH,
                                  source=redact(checkpoint.location))
         try:
             _fetch(store, checkpoint, directory)
@@ -111,7 +112,7 @@ def _store_error(store, prefix: str, err: Exception) -> InputFileError:
         cause, detail = store.s3.classify(err, store.bucket)
         detail = store.s3.scrub(detail)
     else:
-        cause, detail = "unreadable", redact(str(err))
+        cause, detail = Cause.UNREADABLE, redact(str(err))
     return InputFileError(f"checkpoints under {redact(prefix)} cannot be listed: {cause}: {detail[:300]}",
                           cause=cause, source=redact(prefix))
 

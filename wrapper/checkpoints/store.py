@@ -2,7 +2,7 @@
 makes a checkpoint complete, and the list of complete ones.
 
 Layout under the prefix, one folder per checkpoint the payload wrote (folder names from
-payload.checkpoint_format):
+payload.checkpoints, through payload.api):
 
     <prefix>/ckpt-e0003-s0000000/model.npz, optimizer.npz, state.json
     <prefix>/ckpt-e0003-s0000000/MANIFEST.json      uploaded last: name, sizes, adler32s, config
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
-from payload.checkpoint_format import NAME_RE, parse_name
+from payload.api import CHECKPOINT_NAME_RE as NAME_RE, parse_checkpoint_name as parse_name
 from wrapper.errors import ArgumentError
 from wrapper.console import log
 from wrapper.redact import redact
@@ -107,7 +107,8 @@ class S3Store:
     credentials scrubbed from messages, adler32 recorded and checked on upload)."""
 
     def __init__(self, uri: str, options: StagingOptions):
-        from wrapper.staging.s3 import S3, split_uri
+        from wrapper.staging.s3 import S3
+        from wrapper.staging.s3_client import split_uri
 
         self.prefix = uri.rstrip("/") + "/"
         self.bucket, self.key = split_uri(self.prefix)

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from payload.checkpoint_format import KEEP
+from payload.api import KEEP_CHECKPOINTS as KEEP
 from wrapper.checkpoints.store import MANIFEST, manifest_for
 from wrapper.console import log
 from wrapper.redact import redact

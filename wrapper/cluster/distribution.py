@@ -41,7 +41,7 @@ def payload_distribution(spec, cluster: ClusterSpec, gpus: int) -> dict:
 
 def distribution_report(spec, cluster: ClusterSpec, gpus: int, batch_size: int) -> dict:
     """The report's `distribution` section: where this copy sits, the strategy, the global batch."""
-    from payload.distribute import plan_distribution
+    from payload.api import plan_distribution
 
     fields = payload_distribution(spec, cluster, gpus)
     plan = plan_distribution(gpus, fields["cluster"], timeout_s=spec.worker_timeout)

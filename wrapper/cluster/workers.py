@@ -17,16 +17,13 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from wrapper.errors import SetupError
+from wrapper.args.grammar import split_top_level
+from wrapper.errors import ClusterError
 
 DEFAULT_PORT = 12345
 HOSTS_ENV = "DUNE_WORKER_HOSTS"     # peer hosts of plain MPI ranks spread over several hosts
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 _REPEAT = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
-
-
-class ClusterError(SetupError):
-    """The batch system's environment does not describe a consistent set of workers (exit 69)."""
 
 
 @dataclass(frozen=True)
@@ -87,22 +84,10 @@ def expand_nodelist(text: str) -> list[str]:
 
 
 def _split_top_level(text: str) -> list[str]:
-    items, depth, current = [], 0, []
-    for char in text:
-        if char == "[":
-            depth += 1
-        elif char == "]":
-            depth -= 1
-            if depth < 0:
-                raise ClusterError(f"host list {text!r} has an unmatched ']'")
-        if char == "," and depth == 0:
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    if depth:
-        raise ClusterError(f"host list {text!r} has an unmatched '['")
-    items.append("".join(current))
+    try:
+        items = split_top_level(text, strict=True)
+    except ValueError as err:
+        raise ClusterError(f"host list {text!r} has {err}") from None
     return [item.strip() for item in items if item.strip()]
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from wrapper.platform.cgroups import CGROUP_ROOT, memberships, read_text
+
 # v1 hierarchies the cpu controller is mounted under, by the names distributions give them
 _V1_CPU_DIRS = ("cpu", "cpu,cpuacct", "cpuacct,cpu")
 
@@ -48,13 +49,6 @@ def parse_cfs(quota_text: str, period_text: str) -> Optional[float]:
     return quota / period if quota > 0 and period > 0 else None
 
 
-def _read(path: Path) -> Optional[str]:
-    try:
-        return path.read_text()
-    except OSError:
-        return None
-
-
 def _limits_up(start: Path, top: Path, limit_at) -> Optional[float]:
     """The tightest limit from `start` up to the hierarchy's root `top` (a parent's quota binds its
     children too)."""
@@ -79,33 +73,29 @@ def cgroup_quota(root: Path = CGROUP_ROOT, proc_cgroup: Optional[str] = None) ->
     """CPUs the cgroup quota gives this process (v2 and v1, the tightest of both); None: no quota.
 
     `proc_cgroup` is the text of /proc/self/cgroup ("ID:CONTROLLERS:PATH" lines)."""
-    if proc_cgroup is None:
-        proc_cgroup = _read(Path("/proc/self/cgroup")) or ""
     limits = []
-    for line in proc_cgroup.splitlines():
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        if hierarchy == "0" and controllers == "":
+    for cgroup in memberships(proc_cgroup):
+        if cgroup.unified:
             for top in (root, root / "unified"):
                 if (top / "cgroup.controllers").is_file():
-                    limits.append(_limits_up(_own_dir(top, path), top, lambda d: _v2_limit(d)))
-        elif "cpu" in controllers.split(","):
+                    limits.append(_limits_up(_own_dir(top, cgroup.path), top, lambda d: _v2_limit(d)))
+        elif "cpu" in cgroup.controllers:
             for name in _V1_CPU_DIRS:
                 top = root / name
                 if (top / "cpu.cfs_quota_us").is_file():
-                    limits.append(_limits_up(_own_dir(top, path), top, lambda d: _v1_limit(d)))
+                    limits.append(_limits_up(_own_dir(top, cgroup.path), top, lambda d: _v1_limit(d)))
                     break
     found = [limit for limit in limits if limit is not None]
     return min(found) if found else None
 
 
 def _v2_limit(directory: Path) -> Optional[float]:
-    text = _read(directory / "cpu.max")
+    text = read_text(directory / "cpu.max")
     return parse_cpu_max(text) if text else None
 
 
 def _v1_limit(directory: Path) -> Optional[float]:
-    quota, period = _read(directory / "cpu.cfs_quota_us"), _read(directory / "cpu.cfs_period_us")
+    quota, period = read_text(directory / "cpu.cfs_quota_us"), read_text(directory / "cpu.cfs_period_us")
     return parse_cfs(quota, period) if quota and period else None
 
 

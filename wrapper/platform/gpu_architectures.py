@@ -7,6 +7,10 @@ reports (pilot/util/workernode.py, `detect_architecture`): Kepler, Pascal, Volta
 "Unknown" (an H200 among them); here the compute capability decides, so every GPU of a known
 generation is named, and Maxwell and Blackwell, which the pilot's table lacks, get NVIDIA's names.
 GH200 shares cc 9.0 with H100 and is told apart by its product name, as the pilot does.
+
+Its readers: wrapper.platform.gpus names each GPU in the trf's report, where the DUNE pilot plugin
+(deploy/pilot-plugin, which runs inside the pilot and cannot import this package) takes the name
+for `worker_node_gpus`; scripts/jedi/brokerage.py turns build ranges into the names a task asks for.
 """
 from __future__ import annotations
 

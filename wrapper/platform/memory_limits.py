@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from wrapper.platform.cpu_share import CGROUP_ROOT
+from wrapper.platform.cgroups import CGROUP_ROOT, memberships, read_text
 
 # cgroup v1 reports "no limit" as a huge page-aligned number rather than "max".
 _V1_UNLIMITED = 1 << 60
@@ -26,13 +26,6 @@ class MemoryCgroup:
     limit: Optional[int]          # bytes; None: no limit
     peak: Optional[int]           # bytes used at most so far; None where the kernel does not say
     oom_kills: Optional[int]      # processes the OOM killer ended in it; None where not counted
-
-
-def _read(path: Path) -> Optional[str]:
-    try:
-        return path.read_text()
-    except OSError:
-        return None
 
 
 def _number(text: Optional[str]) -> Optional[int]:
@@ -56,24 +49,20 @@ def _key(text: Optional[str], key: str) -> Optional[int]:
 def memory_cgroup(root: Path = CGROUP_ROOT, proc_cgroup: Optional[str] = None) -> Optional[MemoryCgroup]:
     """This process's memory cgroup (v2 unified or v1 `memory` controller), None where it has none
     the kernel lets us read. `proc_cgroup` is the text of /proc/self/cgroup."""
-    if proc_cgroup is None:
-        proc_cgroup = _read(Path("/proc/self/cgroup")) or ""
-    for line in proc_cgroup.splitlines():
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        if hierarchy == "0" and controllers == "":
+    for cgroup in memberships(proc_cgroup):
+        if cgroup.unified:
             for top in (root, root / "unified"):
-                directory = top / path.lstrip("/")
+                directory = top / cgroup.path.lstrip("/")
                 if (directory / "memory.max").is_file():
-                    return MemoryCgroup(directory, 2, _number(_read(directory / "memory.max")),
-                                        _number(_read(directory / "memory.peak")),
-                                        _key(_read(directory / "memory.events"), "oom_kill"))
-        elif "memory" in controllers.split(","):
-            directory = root / "memory" / path.lstrip("/")
+                    return MemoryCgroup(directory, 2, _number(read_text(directory / "memory.max")),
+                                        _number(read_text(directory / "memory.peak")),
+                                        _key(read_text(directory / "memory.events"), "oom_kill"))
+        elif "memory" in cgroup.controllers:
+            directory = root / "memory" / cgroup.path.lstrip("/")
             if (directory / "memory.limit_in_bytes").is_file():
-                return MemoryCgroup(directory, 1, _number(_read(directory / "memory.limit_in_bytes")),
-                                    _number(_read(directory / "memory.max_usage_in_bytes")),
-                                    _key(_read(directory / "memory.oom_control"), "oom_kill"))
+                return MemoryCgroup(directory, 1, _number(read_text(directory / "memory.limit_in_bytes")),
+                                    _number(read_text(directory / "memory.max_usage_in_bytes")),
+                                    _key(read_text(directory / "memory.oom_control"), "oom_kill"))
     return None
 
 

@@ -163,7 +163,7 @@ class JobReport:
             self.outputs.append({"argName": arg_name, "type": arg_name.removeprefix("output")
                                  .removesuffix("File").upper(), "subFiles": [_plain(entry)]})
 
-    def fail(self, err: TrfError, *, cause: str = "") -> None:
+    def fail(self, err: TrfError) -> None:
         """Record the failure `err` (the first failure recorded wins)."""
         with self._lock:
             if self.exit_code != ec.OK:
@@ -173,7 +173,7 @@ class JobReport:
             self.exit_msg = message[:EXIT_MSG_LIMIT]
             self.exit_extra = " ".join(p for p in (message[EXIT_MSG_LIMIT:], one_line(redact(err.extra)))
                                        if p)
-            self.error_cause = cause or getattr(err, "cause", "")
+            self.error_cause = err.cause.value if err.cause else ""
             for step in self.steps:
                 if step.status_ok is None:
                     step.finish(False, self.exit_msg)

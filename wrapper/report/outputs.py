@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from wrapper.causes import Cause
 from wrapper.errors import OutputFileError
 from wrapper.staging.verify import adler32_of
 NAME_MAX = 255
@@ -48,13 +49,13 @@ class OutputPlan:
         if not os.access(self.workdir, os.W_OK | os.X_OK):
             raise OutputFileError(f"job directory {self.workdir} is not writable; check its "
                                   "permissions and that the disk is mounted read-write",
-                                  cause="permission")
+                                  cause=Cause.PERMISSION)
         for name, lfn in self.lfns.items():
             final = self.workdir / lfn
             if final.exists() or final.is_symlink():
                 raise OutputFileError(f"output {lfn} (--{name}) already exists in {self.workdir}; "
                                       "outputs are never overwritten: remove it or choose another name",
-                                      cause="exists")
+                                      cause=Cause.EXISTS)
 
     def temp_path(self, arg_name: str) -> Path:
         """Where the payload writes output `arg_name` before it is committed."""
@@ -76,11 +77,11 @@ class OutputPlan:
         lfn = self.lfns[arg_name]
         if tmp is None or not tmp.exists():
             raise OutputFileError(f"the payload did not produce output {lfn} (--{arg_name})",
-                                  cause="missing")
+                                  cause=Cause.MISSING)
         size = tmp.stat().st_size
         if size == 0:
             raise OutputFileError(f"output {lfn} (--{arg_name}) is empty; the pilot rejects empty "
-                                  "outputs", cause="empty")
+                                  "outputs", cause=Cause.EMPTY)
         final = self.workdir / lfn
         try:
             with open(tmp, "rb") as handle:
@@ -90,10 +91,10 @@ class OutputPlan:
         except FileExistsError:
             raise OutputFileError(f"output {lfn} appeared in the job directory while the job ran; "
                                   "it was left untouched and this job's version discarded",
-                                  cause="exists") from None
+                                  cause=Cause.EXISTS) from None
         except OSError as err:
             raise OutputFileError(f"cannot give output {lfn} its final name: {err.strerror}; "
-                                  "check disk space and permissions", cause="unwritable") from None
+                                  "check disk space and permissions", cause=Cause.UNWRITABLE) from None
         del self._pending[arg_name]
         return CommittedOutput(arg_name, final, str(uuid.uuid4()).upper(), size,
                                adler32_of(final), nentries)

@@ -1,7 +1,7 @@
 """Staging alone, as a whole process: `python -m wrapper.staging [--workdir DIR] URI...`.
 
 The same `stage_inputs` the trf runs, with the same defaults, for timing staging from a cold
-start against other copy tools (scripts/bench_staging.py) and for trying an endpoint by hand.
+start against other copy tools (scripts/bench/staging.py) and for trying an endpoint by hand.
 It writes no job report: exit 0, or the trf's exit code with the error on stderr.
 """
 from __future__ import annotations

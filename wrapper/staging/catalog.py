@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
+from wrapper.causes import Cause
 from wrapper.jobfiles import FILE_CATALOG
 from wrapper.staging.failures import input_error
 from wrapper.staging.verify import Expected, normal_adler32
@@ -46,12 +47,12 @@ def parse_catalog(data: bytes) -> Mapping[str, CatalogEntry]:
     """Parse catalogue bytes; InputFileError(corrupt) for another DOCTYPE, an entity or bad XML."""
     doctypes = _DOCTYPE.findall(data)
     if b"<!ENTITY" in data.upper() or any(not _IN_MEMORY.fullmatch(d) for d in doctypes):
-        raise input_error(FILE_CATALOG, "pfc", "corrupt", "refusing a DOCTYPE other than the pilot's "
+        raise input_error(FILE_CATALOG, "pfc", Cause.CORRUPT, "refusing a DOCTYPE other than the pilot's "
                           "InMemory one, or an entity declaration")
     try:
         root = ET.fromstring(data)
     except ET.ParseError as err:
-        raise input_error(FILE_CATALOG, "pfc", "corrupt", f"not well-formed XML ({err})") from None
+        raise input_error(FILE_CATALOG, "pfc", Cause.CORRUPT, f"not well-formed XML ({err})") from None
     entries = {}
     for node in root.iter("File"):
         pfns = tuple(p.get("name", "") for p in node.iter("pfn") if p.get("name"))
@@ -71,7 +72,7 @@ def _expected(node: ET.Element, lfn: str) -> Expected:
         size = next((int(meta[k]) for k in _SIZE_NAMES if meta.get(k)), None)
         adler32 = next((normal_adler32(meta[k]) for k in _CHECKSUM_NAMES if meta.get(k)), None)
     except ValueError as err:
-        raise input_error(lfn, "pfc", "corrupt", f"bad size or checksum in the catalogue ({err})") from None
+        raise input_error(lfn, "pfc", Cause.CORRUPT, f"bad size or checksum in the catalogue ({err})") from None
     return Expected(size=size, adler32=adler32)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from wrapper.causes import Cause
 from wrapper.errors import InputFileError, OutputFileError
 from wrapper.redact import redact
 
@@ -23,7 +24,7 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def input_error(uri: str, source: str, cause: str, detail: str,
+def input_error(uri: str, source: str, cause: Cause, detail: str,
                 attempts: Optional[int] = None) -> InputFileError:
     """An InputFileError (exit 9) naming the file, its source and the cause."""
     uri = printable(redact(uri))
@@ -31,7 +32,7 @@ def input_error(uri: str, source: str, cause: str, detail: str,
     return InputFileError(message, cause=cause, source=uri)
 
 
-def output_error(path: str, url: str, cause: str, detail: str,
+def output_error(path: str, url: str, cause: Cause, detail: str,
                  attempts: Optional[int] = None) -> OutputFileError:
     """An OutputFileError (exit 11) naming the output, its destination and the cause."""
     message = printable(redact(f"output {path} -> {url}: {cause}: {detail}{attempts_text(attempts)}"))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Tuple
 
+from wrapper.causes import Cause
 from wrapper.errors import InputFileError
 from wrapper.staging.failures import input_error, output_error
 from wrapper.staging.logs import guard_library_logs
@@ -88,36 +89,36 @@ def _retries(response) -> int:
     return len(history or ())
 
 
-def classify_status(status: int) -> str:
+def classify_status(status: int) -> Cause:
     """Cause of an HTTP status."""
     if status == 404 or status == 410:
-        return "not-found"
+        return Cause.NOT_FOUND
     if status in (401, 403):
-        return "permission"
+        return Cause.PERMISSION
     if status == 416:
-        return "size-mismatch"
+        return Cause.SIZE_MISMATCH
     if status >= 500 or status == 429:
-        return "server-error"
-    return "refused"
+        return Cause.SERVER_ERROR
+    return Cause.REFUSED
 
 
-def classify(exc: BaseException, options: StagingOptions) -> Tuple[str, str]:
+def classify(exc: BaseException, options: StagingOptions) -> Tuple[Cause, str]:
     """(cause, detail) of a requests/urllib3 failure."""
     import requests
 
     if is_disk_full(exc):
-        return "disk-full", "no space left in the job directory"
+        return Cause.DISK_FULL, "no space left in the job directory"
     if isinstance(exc, requests.exceptions.SSLError):
-        return "permission", "TLS verification failed (check REQUESTS_CA_BUNDLE / X509_CERT_DIR)"
+        return Cause.PERMISSION, "TLS verification failed (check REQUESTS_CA_BUNDLE / X509_CERT_DIR)"
     if isinstance(exc, requests.exceptions.Timeout):
-        return "timeout", f"no answer within {options.timeout_s:g} s"
+        return Cause.TIMEOUT, f"no answer within {options.timeout_s:g} s"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "size-mismatch", "the body ended before the announced length"
+        return Cause.SIZE_MISMATCH, "the body ended before the announced length"
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return "connection", "could not connect, or the connection broke off"
+        return Cause.CONNECTION, "could not connect, or the connection broke off"
     if isinstance(exc, OSError):
-        return "unwritable", exc.strerror or type(exc).__name__
-    return "failed", type(exc).__name__
+        return Cause.UNWRITABLE, exc.strerror or type(exc).__name__
+    return Cause.FAILED, type(exc).__name__
 
 
 def head(session, uri: str, source: str, url: str, options: StagingOptions) -> Remote:
@@ -164,13 +165,13 @@ def download(session, plan: "Plan", remote: Remote, options: StagingOptions) -> 
     state = _Transfer(plan, remote, part, options)
     try:
         state.run(session)
-        adler32 = verify(part, plan.expected, uri=plan.uri, source=plan.source,
+        adler32 = verify(part, plan.expected, uri=plan.uri, source=plan.label,
                          actual_size=state.total, attempts=state.attempts)
         finalize(part, final)
     except OSError as exc:             # writing the job directory failed: disk full, permissions
         discard(part)
         cause, detail = classify(exc, options)
-        raise input_error(plan.uri, plan.source, cause, detail, state.attempts) from None
+        raise input_error(plan.uri, plan.label, cause, detail, state.attempts) from None
     except BaseException:
         discard(part)
         raise
@@ -221,7 +222,7 @@ class _Transfer:
 
     def _failure(self, exc: BaseException, attempts: int) -> InputFileError:
         cause, detail = classify(exc, self.options)
-        return input_error(self.plan.uri, self.plan.source, cause, detail, attempts)
+        return input_error(self.plan.uri, self.plan.label, cause, detail, attempts)
 
     def _once(self, session) -> None:
         headers = auth_headers(self.plan.location)
@@ -248,7 +249,7 @@ class _Transfer:
             start = response.headers.get("Content-Range", "").removeprefix("bytes ").split("-")[0]
             if start == str(self.have):
                 return
-            raise input_error(self.plan.uri, self.plan.source, "refused",
+            raise input_error(self.plan.uri, self.plan.label, Cause.REFUSED,
                               "the server answered a resume with the wrong range", self.attempts)
         if status == 200:
             if self.have:                      # the file changed or Range is not supported
@@ -259,7 +260,7 @@ class _Transfer:
             self.validator = (response.headers.get("ETag") or response.headers.get("Last-Modified")
                               or self.validator)
             return
-        raise input_error(self.plan.uri, self.plan.source, classify_status(status),
+        raise input_error(self.plan.uri, self.plan.label, classify_status(status),
                           f"HTTP {status}", self.attempts)
 
 
@@ -283,7 +284,7 @@ def upload(session, path: Path, url: str, adler32: str, options: StagingOptions,
         raise output_error(label, url, cause, detail) from None
     stored = check.headers.get("Content-Length")
     if check.status_code >= 400 or stored != str(size):
-        raise output_error(label, url, "size-mismatch",
+        raise output_error(label, url, Cause.SIZE_MISMATCH,
                            f"HEAD after upload says {stored or 'nothing'} bytes "
                            f"(HTTP {check.status_code}), wrote {size}")
 
@@ -308,7 +309,7 @@ def range_reader(session, uri: str, source: str, url: str,
                                   f"HTTP {response.status_code} to a Range request")
             if len(response.content) == stop - start:
                 return response.content
-        raise input_error(uri, source, "size-mismatch", "the range kept coming back short",
+        raise input_error(uri, source, Cause.SIZE_MISMATCH, "the range kept coming back short",
                           options.retries + 1)
 
     return read

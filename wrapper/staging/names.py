@@ -7,13 +7,13 @@ The local name is only ever the last segment, and it must match the rule the pil
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
+from wrapper.causes import Cause
 from wrapper.errors import OutputFileError
+from wrapper.jobfiles import LFN_RULE
 from wrapper.staging.failures import input_error
 
-LFN_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-_]{1,250}", re.ASCII)
 _MAX_NAME = 255
 
 
@@ -47,7 +47,7 @@ def local_name(key: str, uri: str, source: str) -> str:
     if not reason and not is_lfn(name):
         reason = f"its file name {name[:60]!r} does not match the LFN rule"
     if reason:
-        raise input_error(uri, source, "hostile-name",
+        raise input_error(uri, source, Cause.HOSTILE_NAME,
                           f"the key {reason}; refusing to write it into the job directory")
     return name
 
@@ -57,7 +57,7 @@ def inside(workdir: Path, name: str) -> Path:
     '..', so the file lands directly in `workdir`. A string check, no resolve(): this runs once per
     staged file, on the thread that feeds the transfers."""
     if not is_lfn(name):
-        raise input_error(repr(name[:60]), "job directory", "hostile-name",
+        raise input_error(repr(name[:60]), "job directory", Cause.HOSTILE_NAME,
                           "would be written outside the job directory")
     return workdir / name
 
@@ -68,7 +68,7 @@ def output_name(path: Path, workdir: Path) -> str:
     if not is_lfn(name) or path.parent.resolve() != workdir.resolve():
         raise OutputFileError(f"output {str(path)[:200]!r}: hostile-name: outputs must be "
                               "<job directory>/<LFN> with an LFN matching the pilot's rule",
-                              cause="hostile-name")
+                              cause=Cause.HOSTILE_NAME)
     return name
 
 

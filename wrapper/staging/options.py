@@ -26,7 +26,7 @@ class StagingOptions:
     s3_endpoint: Optional[str] = None
     s3_path_style: bool = False
     access_mode: str = "copy"            # copy | direct
-    threads: int = 16                    # measured best of 10, 16, 24 on 2 cores (scripts/bench_staging.py)
+    threads: int = 16                    # measured best of 10, 16, 24 on 2 cores (scripts/bench/staging.py)
     retries: int = 3
     timeout_s: float = 60.0
     output_prefix: Optional[str] = None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, List, Mapping, Optional
 from urllib.parse import unquote, urlsplit
 
-from payload.modelinfo import is_reference, reference_model
+from wrapper.causes import Cause
 from wrapper.redact import redact
 from wrapper.staging.catalog import CatalogEntry, load_catalog
 from wrapper.staging.failures import input_error
@@ -43,6 +43,12 @@ class Plan:
     name: str
     expected: Expected
 
+    @property
+    def label(self) -> str:
+        """The source as messages name it: the report's `source`, but for a URL its own scheme,
+        so an http:// input is not called https."""
+        return urlsplit(self.location).scheme if self.source == "https" else self.source
+
 
 class Planner:
     """Turns URIs into Plans for one staging call; reads the catalogue once, lists S3 only for globs."""
@@ -63,8 +69,12 @@ class Planner:
         text, expected = split_checksum(raw.strip())
         shown = redact(text)
         if not text:
-            raise input_error("''", "uri", "bad-uri", "empty input name")
+            raise input_error("''", "uri", Cause.BAD_URI, "empty input name")
         workdir = self.options.workdir
+        # Imported here, not at the top: main imports this room for every job, and loading
+        # payload.api (its configs) there would make a bad argument ~15 % slower to report.
+        from payload.api import is_reference
+
         if is_reference(text):
             return [self._reference(text, shown, expected)]
         if "://" not in text and "/" not in text and is_lfn(text):
@@ -76,10 +86,12 @@ class Planner:
         return self._by_scheme(text, shown, expected, "")
 
     def _reference(self, text: str, shown: str, expected: Expected) -> Plan:
+        from payload.api import reference_model
+
         try:
             path = reference_model(text)
         except ValueError as err:
-            raise input_error(shown, "reference", "not-found", str(err)) from None
+            raise input_error(shown, "reference", Cause.NOT_FOUND, str(err)) from None
         return Plan(shown, "reference", "local", str(path), "", expected)
 
     def _from_catalog(self, entry: CatalogEntry, expected: Expected) -> Plan:
@@ -93,7 +105,7 @@ class Planner:
                 plans = self._by_scheme(turl, redact(turl), expected, entry.lfn)
                 return replace(plans[0], source="pfc")
             unsupported.append(scheme)
-        raise input_error(entry.lfn, "pfc", "unsupported",
+        raise input_error(entry.lfn, "pfc", Cause.UNSUPPORTED,
                           f"PoolFileCatalog.xml gives only TURLs this job cannot read "
                           f"({', '.join(sorted(set(unsupported))) or 'none besides the LFN'}), and the "
                           "pilot did not stage the file")
@@ -108,12 +120,12 @@ class Planner:
                          expected) for loc in locations]
         if scheme in ("https", "http", "davs", "dav"):
             url = WEBDAV.get(scheme, scheme) + text[len(scheme):]
-            name = lfn or local_name(unquote(urlsplit(url).path)[1:], shown, "https")
+            name = lfn or local_name(unquote(urlsplit(url).path)[1:], shown, urlsplit(url).scheme)
             return [Plan(shown, "https", "https", url, name, expected)]
         if scheme == "file":
             return self._local(unquote(urlsplit(text).path), shown, expected)
         if scheme:
-            raise input_error(shown, "uri", "unsupported", f"no reader for {scheme}:// here; use s3://, "
+            raise input_error(shown, "uri", Cause.UNSUPPORTED, f"no reader for {scheme}:// here; use s3://, "
                               "https:// or a local path, or let the pilot stage the file")
         return self._local(text, shown, expected)
 
@@ -124,7 +136,7 @@ class Planner:
         found = [m for m in matches if Path(m).exists()]
         if not found:
             where = "not in the job directory, not in PoolFileCatalog.xml, and no such local file"
-            raise input_error(shown, "local", "not-found", where if "/" not in text else "no such file")
+            raise input_error(shown, "local", Cause.NOT_FOUND, where if "/" not in text else "no such file")
         return [Plan(redact(m), "local", "local", m, "", expected) for m in found]
 
 

@@ -27,7 +27,7 @@ class StagedInput:
     seconds: float
     bytes_transferred: int
     attempts: int
-    reopen: Optional[object] = None      # direct access: a picklable DirectSource to open it again
+    direct_source: Optional[object] = None   # direct access: the picklable DirectSource that opens it again
 
 
 @dataclass(frozen=True)

@@ -1,211 +1,50 @@
-"""S3 with boto3: heads, globs, parallel multipart downloads and uploads, every failure named by cause.
-
-One client per staging call (boto3 clients are thread-safe). botocore retries each request
-(`standard` or `adaptive` mode, `retries + 1` attempts in all) and s3transfer re-reads a part
-whose body broke off; a ledger hooked on the client's events counts both per object, so each file
-reports how many attempts it took. Credentials come from boto3's chain (environment, profile,
-config file, instance role); with none at all, requests go unsigned, for public buckets.
+"""S3 transfers with boto3: heads, globs, parallel multipart downloads, ranged reads and uploads,
+every failure named by cause (the client and the causes: wrapper.staging.s3_client).
 """
 from __future__ import annotations
 
 import fnmatch
 import threading
 import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple, TypeVar, Union
 
+from wrapper.causes import Cause
 from wrapper.errors import InputFileError, OutputFileError
-from wrapper.redact import redact
 from wrapper.staging.failures import input_error, output_error
-from wrapper.staging.logs import guard_library_logs
 from wrapper.staging.names import inside, part_path
-from wrapper.staging.options import MiB, StagingOptions, check_deadline, s3_endpoint
+from wrapper.staging.options import MiB, check_deadline
 from wrapper.staging.results import StagedInput
-from wrapper.staging.scratch import discard, finalize, is_disk_full, under_way
+from wrapper.staging.s3_client import Remote, S3Client, split_uri
+from wrapper.staging.scratch import discard, finalize, under_way
 from wrapper.staging.verify import verify
 
 if TYPE_CHECKING:
     from wrapper.staging.resolve import Plan
 
 GLOB_CHARS = "*?["
-NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
-DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "403",
-          "InvalidToken", "ExpiredToken", "AllAccessDisabled"}
+T = TypeVar("T")
 
 
-def split_uri(uri: str) -> Tuple[str, str]:
-    """(bucket, key) of `s3://bucket/key`."""
-    rest = uri[len("s3://"):]
-    bucket, _, key = rest.partition("/")
-    return bucket, key
+def read_again(attempt: Callable[[], T], tries: int, on_break: Callable[[], None] = lambda: None) -> T:
+    """`attempt()`, called again while the body it reads breaks off, `tries` calls in all; then
+    s3transfer's RetriesExceededError with the last break. The breaks are s3transfer's own list,
+    so a whole-object GET, a block read in place and s3transfer's parts all retry the same errors."""
+    from s3transfer.exceptions import RetriesExceededError
+    from s3transfer.utils import S3_RETRYABLE_DOWNLOAD_ERRORS
 
-
-@dataclass(frozen=True)
-class Remote:
-    """What a HEAD said about an object."""
-
-    size: int
-    etag: Optional[str]
-
-
-class RetryLedger:
-    """Counts the tries made for each object: botocore's retries plus s3transfer's re-reads of a part.
-
-    botocore keeps a call's attempt number in the request context, and s3transfer repeats a
-    GetObject with the same Range when a body breaks off, so both are visible from one event hook.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._contexts = defaultdict(list)
-        self._seen = set()
-        self._repeats = Counter()
-        self._ignored = set()
-
-    def attach(self, client) -> None:
-        client.meta.events.register("before-parameter-build.s3", self._on_call)
-
-    def ignore(self, bucket: str, key: str) -> None:
-        """Stop counting calls for an object (direct access reads blocks again by design)."""
-        with self._lock:
-            self._ignored.add((bucket, key))
-
-    def _on_call(self, params, model, context, **_):
-        obj = (params.get("Bucket"), params.get("Key"))
-        call = (model.name, *obj, params.get("Range"))
-        with self._lock:
-            if obj in self._ignored:
-                return
-            self._contexts[obj].append(context)
-            if call in self._seen:
-                self._repeats[obj] += 1
-            self._seen.add(call)
-
-    def attempts(self, bucket: str, key: str) -> int:
-        """1 + every retry made so far for this object."""
-        with self._lock:
-            contexts = list(self._contexts[(bucket, key)])
-            repeats = self._repeats[(bucket, key)]
-        retries = sum(max(0, c.get("retries", {}).get("attempt", 1) - 1) for c in contexts)
-        return 1 + retries + repeats
-
-
-class S3:
-    """A boto3 S3 client for one staging call, its retry ledger, and the credential values to scrub."""
-
-    def __init__(self, options: StagingOptions):
-        import boto3
-        import botocore
-        from botocore.config import Config
-
-        self.options = options
-        session = boto3.session.Session()
-        credentials = session.get_credentials()
-        frozen = credentials.get_frozen_credentials() if credentials else None
-        self._secrets = tuple(v for v in (frozen or ()) if v and len(v) >= 4)
-        self.anonymous = frozen is None
-        self.endpoint = s3_endpoint(options)
-        config = Config(
-            retries={"mode": options.s3_retry_mode, "total_max_attempts": options.retries + 1},
-            connect_timeout=options.timeout_s, read_timeout=options.timeout_s,
-            max_pool_connections=max(10, 2 * options.threads), tcp_keepalive=True,
-            # "auto" would mean path style at any --s3Endpoint, leaving --s3PathStyle without
-            # effect; "virtual" still falls back to the path against an IP address
-            s3={"addressing_style": "path" if options.s3_path_style else "virtual"},
-            signature_version=botocore.UNSIGNED if self.anonymous else None,
-            # uploads carry a CRC the store checks; downloads are checked against the HEAD's size,
-            # pinned to its ETag, and against adler32 when one is expected, which spares a HEAD per file
-            response_checksum_validation="when_required")
-        self.client = session.client("s3", endpoint_url=self.endpoint, config=config,
-                                     region_name=session.region_name or "us-east-1")
-        self.ledger = RetryLedger()
-        self.ledger.attach(self.client)
-        # size and ETag of the objects a glob listed: their HEAD would say the same, one request later
-        self._listed: dict = {}
-        import s3transfer.manager  # noqa: F401 - its loggers exist before they are guarded
-
-        guard_library_logs(self._secrets)
-
-    # -- failures ------------------------------------------------------------------------------
-
-    def scrub(self, text: str) -> str:
-        """`text` redacted, also of the credential values boto3 found (a profile's, not only env's)."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return redact(text)
-
-    def classify(self, exc: BaseException, bucket: str = "") -> Tuple[str, str]:
-        """(cause, detail) of a boto3/s3transfer failure."""
-        from botocore import exceptions as bx
-        from s3transfer.exceptions import RetriesExceededError, S3DownloadFailedError
-
-        if isinstance(exc, RetriesExceededError) and exc.last_exception is not None:
-            cause, detail = self.classify(exc.last_exception, bucket)
-            return cause, f"transfer broke off and could not be resumed ({detail})"
-        if is_disk_full(exc):
-            return "disk-full", "no space left in the job directory"
-        if isinstance(exc, bx.ClientError):
-            return self._classify_status(exc, bucket)
-        if isinstance(exc, S3DownloadFailedError):
-            return "changed", "the object changed while it was being read"
-        if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError)):
-            return "permission", "no usable S3 credentials (environment, profile or config file)"
-        if isinstance(exc, (bx.ConnectTimeoutError, bx.ReadTimeoutError)):
-            return "timeout", f"no answer from {self.endpoint or 'AWS'} within {self.options.timeout_s:g} s"
-        if isinstance(exc, bx.EndpointConnectionError):
-            return "connection", f"could not connect to the endpoint {self.endpoint or 'AWS'}"
-        if isinstance(exc, (bx.ConnectionError, bx.HTTPClientError, bx.IncompleteReadError,
-                            bx.ResponseStreamingError, ConnectionError)):
-            return "connection", f"connection to {self.endpoint or 'AWS'} broke off"
-        if isinstance(exc, bx.ParamValidationError):
-            return "bad-uri", "not a valid bucket or key"
-        if isinstance(exc, OSError):
-            return "unwritable", f"{exc.strerror or type(exc).__name__}"
-        return "failed", type(exc).__name__
-
-    def _classify_status(self, exc, bucket: str) -> Tuple[str, str]:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        if status == 404 or code in NOT_FOUND:
-            return "not-found", self._which_missing(code, bucket)
-        if status in (401, 403) or code in DENIED:
-            hint = ("no credentials were found, so the request was unsigned" if self.anonymous
-                    else "check the access key, the secret and the bucket policy")
-            name = code if code and not code.isdigit() else "access denied"
-            return "permission", f"{name} (HTTP {status}): {hint}"
-        if status == 412 or code == "PreconditionFailed":
-            return "changed", "the object changed while it was being read"
-        if status == 416 or code == "InvalidRange":
-            return "size-mismatch", "the object is shorter than announced"
-        if status >= 500 or status == 429 or "SlowDown" in code or "Throttl" in code:
-            name = code if code and not code.isdigit() else "server error"
-            return "server-error", f"{name} (HTTP {status})"
-        return "refused", f"{code if code and not code.isdigit() else 'refused'} (HTTP {status})"
-
-    def _which_missing(self, code: str, bucket: str) -> str:
-        if code == "NoSuchBucket":
-            return f"bucket {bucket!r} does not exist"
-        if code == "NoSuchKey" or not bucket:
-            return "no such key"
-        from botocore.exceptions import ClientError
-
+    failure: BaseException = RuntimeError("no attempt")
+    for _ in range(tries):
         try:
-            self.client.head_bucket(Bucket=bucket)
-        except ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-                return f"bucket {bucket!r} does not exist"
-            return "no such key"
-        except Exception:  # noqa: BLE001 - the first answer stands whatever this one says
-            return "no such key"
-        return f"no such key in bucket {bucket!r}"
+            return attempt()
+        except S3_RETRYABLE_DOWNLOAD_ERRORS as exc:
+            failure = exc
+            on_break()
+    raise RetriesExceededError(failure)
 
-    def input_failure(self, uri: str, source: str, exc: BaseException, bucket: str, key: str):
-        """InputFileError for a failed S3 read, with cause and attempt count."""
-        cause, detail = self.classify(exc, bucket)
-        return input_error(uri, source, cause, self.scrub(detail), self.ledger.attempts(bucket, key))
+
+class S3(S3Client):
+    """The transfers of one staging call: heads, globs, downloads, ranged reads, uploads."""
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -236,7 +75,7 @@ class S3:
         except Exception as exc:  # noqa: BLE001 - classified into a named cause
             raise self.input_failure(uri, "s3", exc, bucket, prefix) from None
         if not keys:
-            raise input_error(uri, "s3", "not-found", "the pattern matches no object")
+            raise input_error(uri, "s3", Cause.NOT_FOUND, "the pattern matches no object")
         return [f"s3://{bucket}/{k}" for k in sorted(keys)]
 
     def download_all(self, jobs: Sequence[Tuple["Plan", Remote]]) -> List[Union[StagedInput, InputFileError]]:
@@ -246,7 +85,7 @@ class S3:
         GETs, re-reads of a broken part). Smaller ones are one GetObject each on a thread pool of
         our own (`_get_whole`): s3transfer's per-object machinery (submission task, IO queue,
         temporary file and rename, futures) costs more CPU than the request itself, and 256
-        objects of 1 MiB took twice as long through it (scripts/bench_staging.py).
+        objects of 1 MiB took twice as long through it (scripts/bench/staging.py).
         Each object goes to `<name>.part`, is verified (size, and adler32 when one is expected),
         and only then renamed to its final name; a failed file leaves nothing behind.
         """
@@ -291,40 +130,32 @@ class S3:
 
     def _get_whole(self, bucket: str, key: str, remote: Remote, part: Path, watch: "_Watch",
                    cancelled: threading.Event) -> None:
-        """One object in one GetObject, pinned to the listed ETag, into `part`. A body that breaks
-        off is read again, as s3transfer does, up to `retries + 1` tries in all; then
-        RetriesExceededError (the ledger counts each repeated call)."""
-        from s3transfer.exceptions import RetriesExceededError
-        from s3transfer.utils import S3_RETRYABLE_DOWNLOAD_ERRORS
-
+        """One object in one GetObject, pinned to the listed ETag, into `part`; a body that breaks
+        off is read again from the start (`read_again`; the ledger counts each repeated call)."""
         extra = {"IfMatch": remote.etag} if remote.etag else {}
-        failure: BaseException = RuntimeError("no attempt")
-        for _ in range(self.options.retries + 1):
+
+        def attempt() -> None:
             if cancelled.is_set():
                 raise _Cancelled()
-            try:
-                body = self.client.get_object(Bucket=bucket, Key=key, **extra)["Body"]
-                with open(part, "wb") as out:
-                    for chunk in iter(lambda: body.read(MiB), b""):
-                        if cancelled.is_set():
-                            raise _Cancelled()
-                        out.write(chunk)
-                        watch.on_progress(None, len(chunk))
-                return
-            except S3_RETRYABLE_DOWNLOAD_ERRORS as exc:
-                failure = exc
-                watch.restart()
-        raise RetriesExceededError(failure)
+            body = self.client.get_object(Bucket=bucket, Key=key, **extra)["Body"]
+            with open(part, "wb") as out:
+                for chunk in iter(lambda: body.read(MiB), b""):
+                    if cancelled.is_set():
+                        raise _Cancelled()
+                    out.write(chunk)
+                    watch.on_progress(None, len(chunk))
+
+        read_again(attempt, self.options.retries + 1, on_break=watch.restart)
 
     def _finish(self, plan, remote, final: Path, part: Path, watch, future):
         bucket, key = split_uri(plan.location)
         try:
             future.result()
         except Exception as exc:  # noqa: BLE001 - classified into a named cause
-            return self.input_failure(plan.uri, plan.source, exc, bucket, key)
+            return self.input_failure(plan.uri, plan.label, exc, bucket, key)
         attempts = self.ledger.attempts(bucket, key)
         try:
-            adler32 = verify(part, plan.expected, uri=plan.uri, source=plan.source,
+            adler32 = verify(part, plan.expected, uri=plan.uri, source=plan.label,
                              actual_size=remote.size, attempts=attempts)
         except InputFileError as err:
             return err
@@ -337,33 +168,30 @@ class S3:
                      etag: Optional[str]) -> Callable[[int, int], bytes]:
         """`read(start, stop)` of bytes [start, stop) of one object, for direct access.
 
-        IfMatch pins the object that was headed; a body that breaks off is read again, within
-        the retry budget, before the failure is named.
+        IfMatch pins the object that was headed; a body that breaks off or comes back short is
+        read again (`read_again`) before the failure is named.
         """
-        from botocore import exceptions as bx
+        from botocore.exceptions import IncompleteReadError
+        from s3transfer.exceptions import RetriesExceededError
 
         bucket, key = split_uri(location)
         extra = {"IfMatch": etag} if etag else {}
-        transient = (bx.IncompleteReadError, bx.ResponseStreamingError, bx.ReadTimeoutError,
-                     bx.ConnectionError, ConnectionError)
-
         self.ledger.ignore(bucket, key)      # re-reads of an evicted block are not retries
 
+        def attempt(start: int, stop: int) -> bytes:
+            response = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{stop - 1}", **extra)
+            data = response["Body"].read()
+            if len(data) != stop - start:
+                raise IncompleteReadError(actual_bytes=len(data), expected_bytes=stop - start)
+            return data
+
         def read(start: int, stop: int) -> bytes:
-            failure: BaseException = RuntimeError("no attempt")
-            for _ in range(self.options.retries + 1):
-                try:
-                    response = self.client.get_object(Bucket=bucket, Key=key,
-                                                      Range=f"bytes={start}-{stop - 1}", **extra)
-                    data = response["Body"].read()
-                except transient as exc:
-                    failure = exc
-                    continue
-                except Exception as exc:  # noqa: BLE001 - classified into a named cause
-                    raise self.input_failure(uri, source, exc, bucket, key) from None
-                if len(data) == stop - start:
-                    return data
-                failure = bx.IncompleteReadError(actual_bytes=len(data), expected_bytes=stop - start)
+            try:
+                return read_again(lambda: attempt(start, stop), self.options.retries + 1)
+            except RetriesExceededError as exc:
+                failure = exc.last_exception     # named itself: a block has no transfer to resume
+            except Exception as exc:  # noqa: BLE001 - classified into a named cause
+                failure = exc
             raise self.input_failure(uri, source, failure, bucket, key) from None
 
         return read
@@ -397,11 +225,11 @@ class S3:
             return output_error(path.name, uri, cause, self.scrub(detail), self.ledger.attempts(bucket, key))
         size = path.stat().st_size
         if int(head["ContentLength"]) != size:
-            return output_error(path.name, uri, "size-mismatch",
+            return output_error(path.name, uri, Cause.SIZE_MISMATCH,
                                 f"stored {head['ContentLength']} bytes, wrote {size}")
         stored = head.get("Metadata", {}).get("adler32")
         if stored is not None and stored != adler32:
-            return output_error(path.name, uri, "checksum-mismatch",
+            return output_error(path.name, uri, Cause.CHECKSUM_MISMATCH,
                                 f"stored adler32 {stored}, wrote {adler32}")
         return time.monotonic() - started
 

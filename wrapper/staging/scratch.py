@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+from wrapper.causes import Cause
 from wrapper.staging.failures import input_error
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -19,7 +20,7 @@ def ensure_free_space(directory: Path, needed: int, what: str) -> None:
     """InputFileError(disk-full) unless `directory` has `needed` bytes free for `what`."""
     free = shutil.disk_usage(directory).free
     if needed > free:
-        raise input_error(what, "scratch", "disk-full", f"needs {needed} bytes in the job directory, "
+        raise input_error(what, "scratch", Cause.DISK_FULL, f"needs {needed} bytes in the job directory, "
                           f"{free} free; ask for more scratch or use --accessMode=direct")
 
 

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from wrapper.causes import Cause
 from wrapper.errors import InputFileError
 from wrapper.staging.failures import input_error
 from wrapper.staging.options import StagingOptions, check_deadline
@@ -74,7 +75,7 @@ def resolve_one(uri: str, options: StagingOptions) -> StagedInput:
     planner = Planner(options, lambda shown, location: clients.s3.expand(shown, location))
     plans = planner.plan(uri)
     if len(plans) != 1:
-        raise input_error(plans[0].uri, "uri", "ambiguous", f"names {len(plans)} files where one is needed")
+        raise input_error(plans[0].uri, "uri", Cause.AMBIGUOUS, f"names {len(plans)} files where one is needed")
     return _stage(plans, options, clients, direct=False)[0]
 
 
@@ -84,7 +85,7 @@ def _check_names(plans: Sequence[Plan]) -> None:
         if plan.scheme == "local":
             continue
         if plan.name in seen:
-            raise input_error(plan.uri, plan.source, "duplicate-name", f"{plan.name} is also the name of "
+            raise input_error(plan.uri, plan.label, Cause.DUPLICATE_NAME, f"{plan.name} is also the name of "
                               f"{seen[plan.name].uri}; both cannot sit in the job directory")
         seen[plan.name] = plan
 
@@ -130,13 +131,13 @@ def _download(ready, options: StagingOptions, clients: Clients) -> Dict[int, Out
 
 def _head(plan: Plan, clients: Clients):
     if plan.scheme == "s3":
-        remote = clients.s3.head(plan.uri, plan.source, plan.location)
+        remote = clients.s3.head(plan.uri, plan.label, plan.location)
     else:
         from wrapper.staging.https import head
 
-        remote = head(clients.http, plan.uri, plan.source, plan.location, clients.options)
+        remote = head(clients.http, plan.uri, plan.label, plan.location, clients.options)
     if plan.expected.size is not None and remote.size is not None and remote.size != plan.expected.size:
-        raise input_error(plan.uri, plan.source, "size-mismatch",
+        raise input_error(plan.uri, plan.label, Cause.SIZE_MISMATCH,
                           f"the object holds {remote.size} bytes, {plan.expected.size} expected")
     return remote
 
@@ -145,11 +146,11 @@ def _local(plan: Plan) -> StagedInput:
     path = Path(plan.location)
     started = time.monotonic()
     if not path.is_file():
-        raise input_error(plan.uri, plan.source, "unreadable", "not a regular file")
+        raise input_error(plan.uri, plan.label, Cause.UNREADABLE, "not a regular file")
     try:
-        adler32 = verify(path, plan.expected, uri=plan.uri, source=plan.source, attempts=0)
+        adler32 = verify(path, plan.expected, uri=plan.uri, source=plan.label, attempts=0)
     except PermissionError:
-        raise input_error(plan.uri, plan.source, "permission", "not readable by this job") from None
+        raise input_error(plan.uri, plan.label, Cause.PERMISSION, "not readable by this job") from None
     return StagedInput(uri=plan.uri, source=plan.source, local_path=path, handle=None,
                        size=path.stat().st_size, adler32=adler32, seconds=time.monotonic() - started,
                        bytes_transferred=0, attempts=0)
@@ -159,7 +160,7 @@ def _open_direct(plan: Plan, remote, clients: Clients) -> StagedInput:
     from wrapper.staging.direct import DirectSource
 
     if remote.size is None:
-        raise input_error(plan.uri, plan.source, "unsupported", "the server gives no size, so the file "
+        raise input_error(plan.uri, plan.label, Cause.UNSUPPORTED, "the server gives no size, so the file "
                           "cannot be read in place; use --accessMode=copy")
     if plan.expected.adler32:
         log.warning("%s: direct access reads in place, so adler32 %s is not verified", plan.uri,
@@ -168,13 +169,13 @@ def _open_direct(plan: Plan, remote, clients: Clients) -> StagedInput:
                           dataclasses.replace(clients.options, progress=None))
     handle = open_direct_source(source, clients)
     if plan.scheme == "s3":
-        from wrapper.staging.s3 import split_uri
+        from wrapper.staging.s3_client import split_uri
 
         attempts = clients.s3.ledger.attempts(*split_uri(plan.location))
     else:
         attempts = remote.attempts
     return StagedInput(uri=plan.uri, source=plan.source, local_path=None, handle=handle, size=remote.size,
-                       adler32=None, seconds=0.0, bytes_transferred=0, attempts=attempts, reopen=source)
+                       adler32=None, seconds=0.0, bytes_transferred=0, attempts=attempts, direct_source=source)
 
 
 def open_direct_source(source, clients: Optional[Clients] = None):
@@ -185,11 +186,11 @@ def open_direct_source(source, clients: Optional[Clients] = None):
     plan, options = source.plan, source.options
     clients = clients or Clients(options)
     if plan.scheme == "s3":
-        fetch = clients.s3.range_reader(plan.uri, plan.source, plan.location, source.etag)
+        fetch = clients.s3.range_reader(plan.uri, plan.label, plan.location, source.etag)
     else:
         from wrapper.staging.https import range_reader
 
-        fetch = range_reader(clients.http, plan.uri, plan.source, plan.location, options)
+        fetch = range_reader(clients.http, plan.uri, plan.label, plan.location, options)
     return BlockCachedFile(plan.name, source.size, fetch, block_size=options.block_size,
                            cache_bytes=options.cache_bytes, readahead=options.readahead_blocks)
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Sequence, Tuple, Union
 
+from wrapper.causes import Cause
 from wrapper.errors import OutputFileError
 from wrapper.redact import redact
 from wrapper.staging.failures import output_error
@@ -33,7 +34,7 @@ def publish_outputs(paths: Sequence[Path], options: StagingOptions) -> Tuple[Pub
     for path in map(Path, paths):
         name = output_name(path, options.workdir)
         if not path.is_file() or path.stat().st_size == 0:
-            raise output_error(name, "job directory", "missing", "the output is absent or empty")
+            raise output_error(name, "job directory", Cause.MISSING, "the output is absent or empty")
         pairs.append((path, _join(options.output_prefix, name) if options.output_prefix else ""))
     published = _send(pairs, options)
     for item in published:
@@ -55,7 +56,7 @@ def _send(pairs: Sequence[Tuple[Path, str]], options: StagingOptions) -> Tuple[P
     schemes = {url.split("://", 1)[0].lower() for _, url in pairs if url}
     unknown = schemes - {"s3", "https", "http"}
     if unknown:
-        raise output_error(pairs[0][0].name, redact(options.output_prefix or ""), "bad-uri",
+        raise output_error(pairs[0][0].name, redact(options.output_prefix or ""), Cause.BAD_URI,
                            f"cannot upload to {', '.join(sorted(unknown))}://; use s3:// or https://")
     outcomes: List[Union[Exception, float]] = [0.0] * len(pairs)
     s3_jobs = [i for i, (_, url) in enumerate(pairs) if url.startswith("s3://")]

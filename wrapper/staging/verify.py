@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from wrapper.causes import Cause
 from wrapper.staging.failures import input_error
 
 CHUNK = 4 << 20
@@ -65,11 +66,11 @@ def verify(path: Path, expected: Expected, *, uri: str, source: str, actual_size
     size = path.stat().st_size
     for what, want in (("announced by the server", actual_size), ("expected", expected.size)):
         if want is not None and size != want:
-            raise input_error(uri, source, "size-mismatch", f"got {size} bytes, {want} {what}", attempts)
+            raise input_error(uri, source, Cause.SIZE_MISMATCH, f"got {size} bytes, {want} {what}", attempts)
     if expected.adler32 is None:
         return None
     actual = adler32_of(path)
     if actual != expected.adler32:
-        raise input_error(uri, source, "checksum-mismatch",
+        raise input_error(uri, source, Cause.CHECKSUM_MISMATCH,
                           f"adler32 {actual}, expected {expected.adler32}", attempts)
     return actual

@@ -11,24 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional, Sequence
 
-import payload
-from payload import errors as perr
 from payload.api import InferConfig, Progress, Provenance, StepResult, TrainConfig
-from wrapper.errors import (ExecutionError, InputFileError, NoEventsError, OutputFileError,
-                            TrfError, WorkerLostError)
+from payload.api import __version__ as payload_version, errors as perr
+from wrapper.causes import Cause
+from wrapper.errors import (ExecutionError, InputFileError, JobStopped, NoEventsError, OutputFileError,
+                            WorkerLostError)
 from wrapper.args.spec import JobSpec
 from wrapper.staging.scratch import is_disk_full
-
-
-class StepStopped(Exception):
-    """The payload stopped because a stop was requested; the trf knows why (signal, time limit)."""
 
 
 @dataclass(frozen=True)
 class StepRequest:
     """Everything the payload step needs, as plain data that crosses a process boundary.
 
-    `inputs` holds local paths and, for direct access, `DirectSource`s the child reopens;
+    `inputs` holds local paths and, for direct access, the `DirectSource`s the child opens again;
     `outputs` maps argument names to the temporary paths the payload writes.
     """
 
@@ -65,21 +61,21 @@ def step_request(spec: JobSpec, *, inputs: tuple, model: Optional[Path], outputs
                              resume=spec.resume)
     else:
         config = InferConfig(**common, output_format=spec.prediction_format)
-    provenance = Provenance(build=build_name, code_version=payload.__version__,
+    provenance = Provenance(build=build_name, code_version=payload_version,
                             model_version=model.name if model else "")
     return StepRequest(spec.mode, tuple(inputs), model, dict(outputs), dict(lfns), config, provenance,
                        report_checkpoints, device, Path(workdir), threads)
 
 
-def run_step(request: StepRequest, inputs: Sequence, *, progress: Callable[[Progress], None],
+def run_step(request: StepRequest, inputs: Sequence, *, on_progress: Callable[[Progress], None],
              should_stop: Callable[[], bool],
              on_checkpoint: Optional[Callable[[Path], None]]) -> StepResult:
-    """Run the request's mode on `inputs` (paths or open direct-access files). Raises TrfError, or
-    StepStopped when `should_stop` ended it."""
+    """Run the request's mode on `inputs` (paths or open direct-access files). Raises TrfError:
+    JobStopped (without a signal) when `should_stop` ended it."""
     from payload import api
 
     out = request.outputs.get
-    common = dict(provenance=request.provenance, progress=progress, should_stop=should_stop)
+    common = dict(provenance=request.provenance, on_progress=on_progress, should_stop=should_stop)
     with payload_errors(), output_errors(request):
         if request.mode == "train":
             return api.train(inputs, out("outputModelFile"), request.config, init_model=request.model,
@@ -104,17 +100,18 @@ def inspect_staged(sources: Sequence, *, require_labels: bool) -> tuple:
 
 @contextlib.contextmanager
 def payload_errors() -> Iterator[None]:
-    """Translate the payload's exceptions into TrfErrors with their exit codes."""
+    """Translate the payload's exceptions into the trf's TrfErrors, which carry the exit codes."""
     try:
         yield
     except perr.StopRequested:
-        raise StepStopped() from None
+        raise JobStopped() from None
     except perr.EventFileError as err:
-        raise InputFileError(str(err), cause="removed" if err.removed else "corrupt", source=err.path) from None
-    except perr.ModelFileError as err:
-        raise InputFileError(str(err), cause="model-mismatch" if err.mismatch else "corrupt",
+        raise InputFileError(str(err), cause=Cause.REMOVED if err.removed else Cause.CORRUPT,
                              source=err.path) from None
-    except perr.NoEventsError as err:
+    except perr.ModelFileError as err:
+        raise InputFileError(str(err), cause=Cause.MODEL_MISMATCH if err.mismatch else Cause.CORRUPT,
+                             source=err.path) from None
+    except perr.EmptySelection as err:
         raise NoEventsError(str(err)) from None
     except perr.CollectiveError as err:
         raise WorkerLostError(str(err)) from None
@@ -137,24 +134,10 @@ def output_errors(request: StepRequest) -> Iterator[None]:
         what = named[0] if named else f"its files in {request.workdir}"
         raise OutputFileError(f"no space left in the job directory while the payload wrote {what}; "
                               "ask for more scratch space or fewer events per job",
-                              cause="disk-full") from None
+                              cause=Cause.DISK_FULL) from None
 
 
 def entries_by_output(result: StepResult, pending: Mapping[str, Path]) -> dict[str, int]:
     """Number of events held by each output, keyed by argument name."""
     by_path = {str(Path(p)): n for p, n in result.outputs.items()}
     return {name: by_path.get(str(tmp), 0) for name, tmp in pending.items()}
-
-
-def error_fields(err: TrfError) -> dict:
-    """A TrfError as plain data (its class takes keyword-only arguments, so it does not pickle)."""
-    return {"message": err.message, "exit_code": err.exit_code, "extra": err.extra,
-            "cause": getattr(err, "cause", ""), "source": getattr(err, "source", "")}
-
-
-def error_from_fields(fields: Mapping) -> TrfError:
-    """The TrfError `error_fields` described, cause included (the report reads `cause`)."""
-    err = TrfError(fields["message"], exit_code=fields["exit_code"], extra=fields.get("extra", ""))
-    err.cause = fields.get("cause", "")
-    err.source = fields.get("source", "")
-    return err

@@ -27,11 +27,14 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from wrapper import exitcodes as ec
-from wrapper.errors import ExecutionError, TrfError
+from wrapper.causes import Cause
+from wrapper.console import log
+from wrapper.errors import ExecutionError, PayloadCrashed, PayloadOutOfMemory, TrfError
 from wrapper.platform.memory_limits import describe_limits, oom_kills
 from wrapper.step.child import oom_cause
-from wrapper.step.request import StepRequest, error_from_fields
-from wrapper.console import log
+from wrapper.step.messages import (CheckpointSaved, Failed, Final, OutOfMemory, ProgressTick, Result,
+                                   Started, Stopped, StopRequest, Unexpected)
+from wrapper.step.request import StepRequest
 
 STOP_WAIT_S = 10.0        # a child asked to stop (time limit) gets this long, then SIGKILL
 SIGNAL_WAIT_S = 0.5       # after a stop signal the trf has seconds left: the child gets this long
@@ -43,26 +46,6 @@ _FRAMEWORK_CHATTER = re.compile(r"^([IW]\d{4} \d\d:\d\d|WARNING: All log message
 
 _BOOT = ("import sys; sys.path[:0] = {path!r}; "
          "from wrapper.step.child import main; main({fd})")
-
-
-class PayloadCrashed(TrfError):
-    """The payload step's process died by a signal or exited without a result."""
-
-    exit_code = ec.EXEC_CRASH
-
-    def __init__(self, message: str, *, cause: str = "payload-crashed", extra: str = ""):
-        super().__init__(message, extra=extra)
-        self.cause = cause
-
-
-class PayloadOutOfMemory(TrfError):
-    """The payload step ran out of host or GPU memory."""
-
-    exit_code = ec.EXEC_OOM
-
-    def __init__(self, message: str, *, cause: str, extra: str = ""):
-        super().__init__(message, extra=extra)
-        self.cause = cause
 
 
 @dataclass
@@ -85,6 +68,7 @@ class Child:
                                      stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
         child_end.close()
         self.killed_by_us = False
+        self.stop_asked_at: Optional[float] = None      # time.monotonic() of the stop request
         self.tail: collections.deque = collections.deque(maxlen=STDERR_TAIL)
         self._tee = threading.Thread(target=self._copy_stderr, name="payload-stderr", daemon=True)
         self._tee.start()
@@ -102,8 +86,9 @@ class Child:
                 continue
 
     def ask_to_stop(self) -> None:
+        self.stop_asked_at = time.monotonic()
         try:
-            self.conn.send(("stop",))
+            self.conn.send(StopRequest())
         except (OSError, ValueError):
             pass
 
@@ -162,13 +147,13 @@ def death_error(code: Optional[int], tail: list[str], device: str, oom_kills_bef
     if code == -signal.SIGKILL and oom_kills_after is not None and oom_kills_before is not None \
             and oom_kills_after > oom_kills_before:
         return PayloadOutOfMemory("the payload step ran out of host memory and the kernel's OOM killer "
-                                  "ended it" + host_oom_advice(), cause="host-oom", extra=detail)
-    if cause == "host-oom":
+                                  "ended it" + host_oom_advice(), cause=Cause.HOST_OOM, extra=detail)
+    if cause is Cause.HOST_OOM:
         return PayloadOutOfMemory("the payload step ran out of host memory" + host_oom_advice(),
-                                  cause="host-oom", extra=detail)
-    if cause == "gpu-oom":
+                                  cause=Cause.HOST_OOM, extra=detail)
+    if cause is Cause.GPU_OOM:
         return PayloadOutOfMemory("the payload step ran out of GPU memory; use a smaller --batchSize "
-                                  "or a build for a larger GPU", cause="gpu-oom", extra=detail)
+                                  "or a build for a larger GPU", cause=Cause.GPU_OOM, extra=detail)
     if code is not None and code < 0:
         name = signal.Signals(-code).name
         hint = (" (the kernel's OOM killer also sends SIGKILL: check the job's memory)"
@@ -179,8 +164,8 @@ def death_error(code: Optional[int], tail: list[str], device: str, oom_kills_bef
                           "outputs removed, see the log", extra=detail)
 
 
-def run_supervised(request: StepRequest, *, progress: Callable, stop_requested: Callable[[], bool],
-                   stop_reason: Callable[[], Optional[TrfError]],
+def run_supervised(request: StepRequest, *, on_progress: Callable,
+                   stop_requested: Callable[[], bool], stop_reason: Callable[[], Optional[TrfError]],
                    on_checkpoint: Optional[Callable[[Path], None]] = None,
                    outcome: Optional[ChildOutcome] = None):
     """Run `request` in a child process and return its StepResult; raise the TrfError that names
@@ -188,32 +173,8 @@ def run_supervised(request: StepRequest, *, progress: Callable, stop_requested: 
     stop, and killed if it has not within STOP_WAIT_S."""
     outcome = outcome if outcome is not None else ChildOutcome()
     child = Child(request)
-    final = None
-    stop_asked_at: Optional[float] = None
     try:
-        while final is None:
-            if child.conn.poll(POLL_S):
-                try:
-                    message = child.conn.recv()
-                except (EOFError, OSError):
-                    break
-                if message[0] == "progress":
-                    progress(message[1])
-                elif message[0] == "started":
-                    log(f"payload step: process {message[1]}, code from {message[2]}")
-                elif message[0] == "checkpoint":
-                    if on_checkpoint is not None:
-                        on_checkpoint(Path(message[1]))
-                else:
-                    final = message
-            elif child.proc.poll() is not None and not child.conn.poll(0):
-                break
-            if stop_asked_at is None and stop_requested():
-                stop_asked_at = time.monotonic()
-                child.ask_to_stop()
-            elif stop_asked_at is not None and time.monotonic() - stop_asked_at > STOP_WAIT_S:
-                child.kill()
-                raise stop_reason() or ExecutionError("the payload step did not stop when asked")
+        final = _final_message(child, on_progress, stop_requested, stop_reason, on_checkpoint)
     except BaseException as err:
         # A stop signal (or a bug) in the trf: pass the signal on, give the child a moment, kill it.
         signum = getattr(err, "signum", None)
@@ -223,24 +184,65 @@ def run_supervised(request: StepRequest, *, progress: Callable, stop_requested: 
         raise
     child.end(STOP_WAIT_S)
     if final is None:
-        if stop_asked_at is not None and child.killed_by_us:
+        if child.stop_asked_at is not None and child.killed_by_us:
             raise stop_reason() or child.death()
         raise child.death()
-    kind, *body = final
-    outcome.direct_stats = body[-1] if body and isinstance(body[-1], dict) else {}
-    if kind == "result":
-        return body[0]
-    if kind == "stopped":
-        raise stop_reason() or ExecutionError("the payload stopped without a reason")
-    if kind == "error":
-        raise error_from_fields(body[0])
-    if kind == "oom":
-        cause, text = body[0], body[1]
-        if cause == "gpu-oom":
-            raise PayloadOutOfMemory(f"the payload step ran out of GPU memory: {text}; use a smaller "
-                                     "--batchSize or a build for a larger GPU", cause=cause)
-        raise PayloadOutOfMemory(f"the payload step ran out of host memory: {text}" + host_oom_advice(),
-                                 cause=cause)
-    name, text = body[0], body[1]
-    raise TrfError(f"unexpected {name} in the payload step: {text[:200]}; this is a bug, please "
-                   "report it with the log", exit_code=ec.UNEXPECTED_OTHER)
+    outcome.direct_stats = dict(final.direct_stats)
+    return _step_result(final, stop_reason)
+
+
+def _final_message(child: Child, on_progress: Callable, stop_requested: Callable[[], bool],
+                   stop_reason: Callable[[], Optional[TrfError]],
+                   on_checkpoint: Optional[Callable[[Path], None]]) -> Optional[Final]:
+    """Pass the child's progress and checkpoints on until its final message; None when it ended
+    (or its pipe broke) without one."""
+    while True:
+        if child.conn.poll(POLL_S):
+            try:
+                message = child.conn.recv()
+            except (EOFError, OSError):
+                return None
+            if isinstance(message, ProgressTick):
+                on_progress(message.tick)
+            elif isinstance(message, Started):
+                log(f"payload step: process {message.pid}, code from {message.code_root}")
+            elif isinstance(message, CheckpointSaved):
+                if on_checkpoint is not None:
+                    on_checkpoint(message.path)
+            else:
+                return message
+        elif child.proc.poll() is not None and not child.conn.poll(0):
+            return None
+        _stop_if_requested(child, stop_requested, stop_reason)
+
+
+def _stop_if_requested(child: Child, stop_requested: Callable[[], bool],
+                       stop_reason: Callable[[], Optional[TrfError]]) -> None:
+    """Ask the child to stop once a stop is requested; kill it (and raise why) when it has not
+    stopped within STOP_WAIT_S."""
+    if child.stop_asked_at is None and stop_requested():
+        child.ask_to_stop()
+    elif child.stop_asked_at is not None and time.monotonic() - child.stop_asked_at > STOP_WAIT_S:
+        child.kill()
+        raise stop_reason() or ExecutionError("the payload step did not stop when asked")
+
+
+def _step_result(final: Final, stop_reason: Callable[[], Optional[TrfError]]):
+    """The StepResult the final message carries, or the TrfError it names."""
+    match final:
+        case Result():
+            return final.result
+        case Stopped():
+            raise stop_reason() or ExecutionError("the payload stopped without a reason")
+        case Failed():
+            raise final.error()
+        case OutOfMemory(cause=Cause.GPU_OOM):
+            raise PayloadOutOfMemory(f"the payload step ran out of GPU memory: {final.text}; use a "
+                                     "smaller --batchSize or a build for a larger GPU", cause=final.cause)
+        case OutOfMemory():
+            raise PayloadOutOfMemory(f"the payload step ran out of host memory: {final.text}"
+                                     + host_oom_advice(), cause=final.cause)
+        case Unexpected():
+            raise TrfError(f"unexpected {final.type_name} in the payload step: {final.text[:200]}; this "
+                           "is a bug, please report it with the log", exit_code=ec.UNEXPECTED_OTHER)
+    raise TypeError(f"not a final message of the payload step: {final!r}")

@@ -4,12 +4,12 @@
 
 A zipapp with `#!/usr/bin/env python3` holding the `wrapper` and `payload` packages; running it is
 running `wrapper.main:cli`, the installed `dune-payload` console script. Its `__main__.py` is
-scripts/pyz_main.py: written for any Python 3 grammar, it checks the interpreter first, so a Python
+scripts/tools/pyz_main.py: written for any Python 3 grammar, it checks the interpreter first, so a Python
 too old for the trf still gets both reports and exit 69 naming the version needed. Third-party packages
 (numpy, h5py, keras, the framework, boto3, …) come from the node's environment or container: the
 trf checks them before any work (wrapper.platform.requirements) and exits 69 naming what is missing.
 
-    python scripts/build_pyz.py [-o dist/dune-payload.pyz]
+    python -m scripts.tools.build_pyz [-o dist/dune-payload.pyz]
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ import tempfile
 import zipapp
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("wrapper", "payload")
-ENTRY_MODULE = ROOT / "scripts" / "pyz_main.py"
+ENTRY_MODULE = Path(__file__).resolve().parent / "pyz_main.py"
 INTERPRETER = "/usr/bin/env python3"
 
 
@@ -54,7 +54,8 @@ def build(target: Path, root: Path = ROOT) -> Path:
     return target
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str]) -> int:
+    """Build the zipapp where -o says; 0."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "dist" / "dune-payload.pyz",
                         help="where to write the zipapp (default: dist/dune-payload.pyz)")
@@ -65,4 +66,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

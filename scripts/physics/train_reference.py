@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train the packaged reference model, reproducibly: seeded events, a fixed number of steps.
 
-    python scripts/train_reference.py            # payload/models/reference-small.keras + .json
+    python -m scripts.physics.train_reference            # payload/models/reference-small.keras + .json
 
 The recipe (see README, "Physics"): the `small` FC-DenseNet trained through the payload's own
 training (payload.training.train) on one class-aware crop per event and step (payload.sampling):
@@ -12,7 +12,7 @@ epochs over a fixed, seeded set of events, never a wall-clock time, so the same 
 same network whatever the load of the machine; the wall time and the time per step are recorded.
 
 Writes the model and its card (config, recipe, command, seeds, steps, environment, adler32); the
-hold-out metrics are added to the card by scripts/physics_small.py, which evaluates the model
+hold-out metrics are added to the card by scripts/physics/small.py, which evaluates the model
 through the trf.
 """
 from __future__ import annotations
@@ -21,18 +21,15 @@ import argparse
 import json
 import os
 import platform
-import shlex
 import sys
 import tempfile
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from wrapper.staging.verify import adler32_of  # noqa: E402 - after the path set-up above
+from scripts.physics.common import ROOT, command_line, utc_stamp
+from wrapper.staging.verify import adler32_of
 
 DEFAULT_OUT = ROOT / "payload" / "models" / "reference-small.keras"
 
@@ -49,7 +46,7 @@ def environment() -> dict:
 
 
 def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
-    """The options of the training (physics_small.py adds its own to them)."""
+    """The options of the training (scripts/physics/small.py adds its own to them)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="small")
     parser.add_argument("--train-events", type=int, default=1143)
@@ -68,8 +65,9 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
     return parser
 
 
-def train_reference(args) -> dict:
-    """Simulate the training events, train, write model and card; return the card."""
+def train_reference(args, command: str) -> dict:
+    """Simulate the training events, train, write model and card (`command`: the run's command
+    line); return the card."""
     from payload.api import TrainConfig, train
     from payload.simulate import simulate_events
 
@@ -99,7 +97,7 @@ def train_reference(args) -> dict:
 
     train_start = time.perf_counter()
     result = train([events], args.out, config, output_metrics=work / "train-metrics.json",
-                   output_plot=work / "training-curve.png", progress=progress)
+                   output_plot=work / "training-curve.png", on_progress=progress)
     train_s = time.perf_counter() - train_start
     n_train = result.processed_events - round(args.train_events * args.validation_split)
     steps = args.epochs * -(-n_train // args.batch)
@@ -114,8 +112,8 @@ def train_reference(args) -> dict:
                      "epochs": args.epochs, "steps": steps, "crops_seen": steps * args.batch,
                      "wall_s": round(train_s, 1), "step_s": round(train_s / steps, 3),
                      "simulate_s": round(simulate_s, 1), "final": dict(result.metrics)},
-        "command": "python scripts/train_reference.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": command,
+        "date": utc_stamp(),
         "environment": environment(),
         "holdout": None,
     }
@@ -130,10 +128,11 @@ def card_path(model: Path) -> Path:
     return Path(model).with_suffix(".json")
 
 
-def main(argv=None) -> int:
-    train_reference(build_parser().parse_args(argv))
+def main(argv: Sequence[str]) -> int:
+    """Train the reference model with the options in `argv`; 0."""
+    train_reference(build_parser().parse_args(argv), command_line("train_reference", argv))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -6,20 +6,21 @@ first row is the one the spine issue asks for: the wall time of an argument erro
 (`python -m wrapper --bogus=1` in an empty directory) against a bare `python -c pass`, each the
 median of --runs runs, the two interleaved so that load on a shared machine biases both alike.
 
-Other areas keep their benchmark in `scripts/bench_<area>.py` with a `main(argv) -> int`, or a
-`figures(argv) -> list[dict]` whose figures (`name`, `ratio`, `samples`, ...) go into --json; it is
-imported only when its area is selected, and listed as unavailable when the file does not exist.
+Every other area keeps its benchmark in `scripts/bench/<area>.py` with a `main(argv) -> int`, and
+may add a `figures(argv) -> list[dict]` whose figures (`name`, `ratio`, `samples`, ...) go into
+--json (then the driver calls that instead); it is imported only when its area is selected, and
+listed as unavailable when the module does not exist.
 
-    python scripts/bench.py                          # every area
-    python scripts/bench.py --only=spine --runs=21
-    python scripts/bench.py --only=staging --json staging.json   # {"figures": [...]}
-    python scripts/bench.py --only=spine,staging --area-args staging="--cases 2x8 --repeat 5"
+    python -m scripts.bench.run                          # every area
+    python -m scripts.bench.run --only=spine --runs=21
+    python -m scripts.bench.run --only=staging --json staging.json   # {"figures": [...]}
+    python -m scripts.bench.run --only=spine,staging --area-args staging="--cases 2x8 --repeat 5"
 """
 from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
+import importlib.util
 import json
 import os
 import shlex
@@ -33,12 +34,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = __package__ or "scripts.bench"
 
-# area → module in scripts/ (None: rows measured here)
-AREAS = {"spine": None, "payload": "bench_payload", "events": "bench_events", "staging": "bench_staging",
-         "platform": "bench_platform"}
+# area → its module in this package (None: rows measured here)
+AREAS = {"spine": None, "payload": "payload", "events": "events", "staging": "staging",
+         "platform": "platform", "child": "child", "scale": "scale"}
 
 JEDI_DRY_RUN = ["--mode=infer", "--inputEventsFile=ev.[001,002].h5", "--modelFile=model.keras",
                 "--outputPredFile=pred.000042.h5", "--dryRun"]
@@ -106,14 +107,11 @@ def spine_rows(runs: int) -> list[Row]:
 
 
 def _area_main(module_name: str) -> Optional[Callable]:
-    """The area benchmark's `figures` (else its `main`), or None when its script does not exist (yet)."""
-    if not (SCRIPTS / f"{module_name}.py").exists():
+    """The area benchmark's `figures` (else its `main`), or None when its module does not exist (yet)."""
+    name = f"{PACKAGE}.{module_name}"
+    if importlib.util.find_spec(name) is None:
         return None
-    if str(SCRIPTS) not in sys.path:
-        sys.path.insert(0, str(SCRIPTS))
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    module = importlib.import_module(module_name)
+    module = importlib.import_module(name)
     return getattr(module, "figures", None) or module.main
 
 
@@ -126,19 +124,15 @@ def run_area(area: str, module_name: str, args: list[str], figures: list) -> str
     except Exception as err:  # an area that cannot even import is reported, the others still run
         return f"failed to import: {type(err).__name__}: {err}"
     if main is None:
-        return f"unavailable (no scripts/{module_name}.py)"
-    print(f"\n== {area}: scripts/{module_name}.py {' '.join(args)}", flush=True)
-    saved = sys.argv
-    sys.argv = [str(SCRIPTS / f"{module_name}.py"), *args]
+        return f"unavailable (no scripts/bench/{module_name}.py)"
+    print(f"\n== {area}: python -m {PACKAGE}.{module_name} {' '.join(args)}", flush=True)
     try:
-        code = main(args) if inspect.signature(main).parameters else main()
+        code = main(args)
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else 1
     except Exception:
         traceback.print_exc()
         return "failed (exception, see above)"
-    finally:
-        sys.argv = saved
     if isinstance(code, list):
         figures.extend(dict(f, area=area) for f in code)
         code = 0
@@ -152,7 +146,8 @@ def print_rows(rows: list[Row]) -> None:
               f"  {row.ratio:>6.2f}x  {row.baseline_name}", flush=True)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str]) -> int:
+    """Run the selected areas and print their rows, statuses and figures; 1 when one failed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(AREAS),
                         help=f"comma list of areas to run (default: all of {', '.join(AREAS)})")
@@ -194,4 +189,4 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Turn one trained `.keras` model into a build manifest and publish both.
 
-    python scripts/make_manifest.py model.keras --dest /data/models/v3
-    python scripts/make_manifest.py model.keras --dest s3://dune-models/tiramisu/v3 \\
+    python -m scripts.tools.make_manifest model.keras --dest /data/models/v3
+    python -m scripts.tools.make_manifest model.keras --dest s3://dune-models/tiramisu/v3 \\
         --s3-endpoint https://s3.example.org
 
 The manifest lists the standard builds of wrapper.builds.selection (gpu-bf16 for cc ≥ 8.0, gpu-fp16 for 7.x,
@@ -27,11 +27,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from wrapper import exitcodes as ec  # noqa: E402
-from wrapper.builds.selection import SCHEMA_VERSION, MODEL_NAME, Manifest, manifest_from_json, standard_builds  # noqa: E402
-from wrapper.errors import ArgumentError, InputFileError, OutputFileError, TrfError  # noqa: E402
+from wrapper import exitcodes as ec
+from wrapper.builds.selection import SCHEMA_VERSION, MODEL_NAME, Manifest, manifest_from_json, standard_builds
+from wrapper.causes import Cause
+from wrapper.errors import ArgumentError, InputFileError, OutputFileError, TrfError
 
 MODEL_NAME_PREFIX = "fcdensenet_"   # payload.model names its Keras models fcdensenet_<config>
 MANIFEST_NAME = "manifest.json"
@@ -63,17 +62,17 @@ def model_config_of(weights: Path) -> str:
         with zipfile.ZipFile(weights) as archive:
             config = json.loads(archive.read("config.json"))
     except FileNotFoundError:
-        raise InputFileError(f"{weights}: no such file", cause="not-found", source=str(weights)) from None
+        raise InputFileError(f"{weights}: no such file", cause=Cause.NOT_FOUND, source=str(weights)) from None
     except (zipfile.BadZipFile, KeyError, ValueError) as err:
-        raise InputFileError(f"{weights} is not a .keras model file ({err})", cause="corrupt",
+        raise InputFileError(f"{weights} is not a .keras model file ({err})", cause=Cause.CORRUPT,
                              source=str(weights)) from None
     except OSError as err:
-        raise InputFileError(f"{weights} cannot be read: {err.strerror or err}", cause="unreadable",
+        raise InputFileError(f"{weights} cannot be read: {err.strerror or err}", cause=Cause.UNREADABLE,
                              source=str(weights)) from None
     name = str(config.get("config", {}).get("name", ""))
     if not name.startswith(MODEL_NAME_PREFIX):
         raise InputFileError(f"{weights} holds model {name!r}, not a DUNE FC-DenseNet "
-                             f"({MODEL_NAME_PREFIX}<config>)", cause="corrupt", source=str(weights))
+                             f"({MODEL_NAME_PREFIX}<config>)", cause=Cause.CORRUPT, source=str(weights))
     return name[len(MODEL_NAME_PREFIX):]
 
 
@@ -139,13 +138,14 @@ def publish_s3(weights: Path, manifest_for, dest: str, endpoint) -> str:
     return f"{prefix}/{MANIFEST_NAME}"
 
 
-def main(argv=None) -> int:
+def main(argv: list[str]) -> int:
+    """Publish the weights and their manifest; the trf's exit code for what went wrong."""
     try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
+        args = parse_args(argv)
         stored = model_config_of(args.weights)
         if args.model_config and args.model_config != stored:
             raise InputFileError(f"{args.weights} holds config {stored!r}, not --model-config "
-                                 f"{args.model_config!r}", cause="corrupt", source=str(args.weights))
+                                 f"{args.model_config!r}", cause=Cause.CORRUPT, source=str(args.weights))
         version = args.model_version or sha256_of(args.weights)[:12]
 
         def manifest_for(uri: str) -> Manifest:
@@ -167,4 +167,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

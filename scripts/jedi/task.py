@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Build, check and (optionally) submit the JEDI task for a DUNE inference campaign or training.
 
-    python scripts/jedi_task.py infer --input-list pfns.txt --output-dataset user.jdoe.dune.pred.v1/ \\
+    python -m scripts.jedi.task infer --input-list pfns.txt --output-dataset user.jdoe.dune.pred.v1/ \\
         --model-file https://host/models/dune.model.v3.keras --trf-url https://host/dune-payload.pyz \\
         --files-per-job 5 --gpu nvidia            # prints the task parameters (JSON): --dry-run
-    python scripts/jedi_task.py infer ... --expand-sample 7          # job parameters of 7 sample files
-    python scripts/jedi_task.py train ... --checkpoint-prefix 's3://ckpt/dune/task-{taskid}/' --submit
+    python -m scripts.jedi.task infer ... --expand-sample 7          # job parameters of 7 sample files
+    python -m scripts.jedi.task train ... --checkpoint-prefix 's3://ckpt/dune/task-{taskid}/' --submit
 
 The task parameters follow JEDI's taskParamMap (panda-client's `Client.insertTaskParams`):
 `jobParameters` is a list of items, `constant` ones copied as they are, `template` ones tied to a
@@ -26,7 +26,7 @@ NAME:1:DATASET` with `--reusableSecondary`); a bare name is refused here. A buil
 here too (for the GPU request), so it is always a URI.
 
 Hardware: `architecture` carries the GPU request (`@base_platform#cpu&gpu[:vram>=N][:uarch=NAME]`,
-or its JSON form: the GPUs the task's builds can use, see jedi_brokerage.py), read by the ATLAS
+or its JSON form: the GPUs the task's builds can use, see scripts/jedi/brokerage.py), read by the ATLAS
 brokers only. The broker of every other VO (GenJobBroker) reads the task's `processingType`
 against each queue's `allowed_processing`/`excluded_processing`: GPU tasks get the processing
 types of `GPU_PROCESSING_TYPES`, which a DUNE GPU queue allows and a CPU queue excludes
@@ -52,15 +52,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "scripts"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-import jedi_brokerage  # noqa: E402 - scripts/ is on sys.path when run as a script or by the tests
-from wrapper import builds as model_builds  # noqa: E402
-from wrapper.errors import TrfError  # noqa: E402
-from wrapper.args.spec import LFN_RULE, parse_job_args  # noqa: E402
+from scripts.jedi import brokerage
+from wrapper.builds.manifest import load_manifest, standard_builds
+from wrapper.errors import TrfError
+from wrapper.args.spec import parse_job_args
+from wrapper.jobfiles import LFN_RULE
 
 CPU_ARCHS = ("x86_64", "ppc64le", "aarch64")
 GPU_VENDORS = ("nvidia", "none")
@@ -175,16 +171,16 @@ def _stem(dataset: str) -> str:
 
 def architecture(request: TaskRequest) -> str:
     """JEDI's hardware request: base platform, CPU and, for GPU tasks, the GPUs one of the task's
-    builds can use (jedi_brokerage), plus --gpu-memory-mb."""
+    builds can use (scripts.jedi.brokerage), plus --gpu-memory-mb."""
     gpu = None
     if request.gpu != "none":
         model_file = request.model.value if request.model else None
-        builds = request.builds or model_builds.standard_builds(model_file, request.model_config, 1)
+        builds = request.builds or standard_builds(model_file, request.model_config, 1)
         try:
-            gpu = jedi_brokerage.gpu_requirement(builds, request.gpu_memory_mb)
+            gpu = brokerage.gpu_requirement(builds, request.gpu_memory_mb)
         except ValueError as err:
             raise TaskError(str(err)) from None
-    return jedi_brokerage.architecture(request.cpu_arch, gpu, request.base_platform)
+    return brokerage.architecture(request.cpu_arch, gpu, request.base_platform)
 
 
 def _output(lfn_template: str, argument: str, dataset: str) -> dict:
@@ -577,7 +573,7 @@ def load_builds(uri: str) -> tuple:
     with tempfile.TemporaryDirectory(prefix="jedi-manifest-") as workdir:
         try:
             staged = resolve_one(uri, StagingOptions(workdir=Path(workdir)))
-            return model_builds.load_manifest(staged.local_path).builds
+            return load_manifest(staged.local_path).builds
         except TrfError as err:
             raise TaskError(f"--buildManifest {uri}: {err.message}", exit_code=err.exit_code) from None
 
@@ -606,7 +602,8 @@ def request_from(args: argparse.Namespace) -> TaskRequest:
         extra_args=tuple(args.trf_arg))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str]) -> int:
+    """Print the task's parameters, sample jobs' parameters, or submit it; the exit code."""
     args = parser().parse_args(argv)
     try:
         params = build_task_params(request_from(args))
@@ -625,4 +622,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -14,16 +14,16 @@ its output, so the ratio is what a user gains or loses by running the trf instea
     (measured in its warm-up), so it is the floor Keras allows, not a strawman;
 (c) peak memory (peak resident set, VmHWM) of inference over many events against few, each in a
     fresh process;
-(d) what the supervised child costs (scripts/bench_child.py): the payload step in-process against
+(d) what the supervised child costs (scripts/bench/child.py): the payload step in-process against
     in its child, both whole processes, with the child's start-up and the per-batch message.
 
 Each side is warmed up once (page cache, compiled caches), then the two alternate, who goes first
 alternating too, --repeat times; ratios are baseline / ours of the medians (>= 1 means as fast as
 bare Keras), with min/max of each side. Goals: (a) >= 0.90, (b) >= 0.95, (c) <= 1.5.
 
-    python scripts/bench_payload.py --skip-memory --skip-child --json payload.json   # the races
-    python scripts/bench_payload.py --skip-timing --json payload-child-memory.json   # child, memory
-    python scripts/bench_payload.py --config small --repeat 5   # the bigger network, slower
+    python -m scripts.bench.payload --skip-memory --skip-child --json payload.json   # the races
+    python -m scripts.bench.payload --skip-timing --json payload-child-memory.json   # child, memory
+    python -m scripts.bench.payload --config small --repeat 5   # the bigger network, slower
 """
 from __future__ import annotations
 
@@ -40,9 +40,7 @@ import time
 from pathlib import Path
 from typing import Callable, List
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+ROOT = Path(__file__).resolve().parents[2]
 _RUNS = itertools.count()      # numbers each run's own directory
 
 
@@ -220,7 +218,8 @@ def bench_memory(work: Path, config_name: str, few: int, many: int, batch: int) 
             "ratio": peaks[many] / peaks[few]}
 
 
-def main(argv=None) -> int:
+def main(argv: list[str]) -> int:
+    """Run the payload races, the child's cost and the memory figures; 0 when they ran."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="tiny", help="network config (tiny, small, paper)")
     parser.add_argument("--batch", type=int, default=4)
@@ -262,9 +261,9 @@ def main(argv=None) -> int:
             results["training"] = bench_training(work, args.config, args.train_events, args.batch, args.epochs,
                                                  args.repeat)
         if not args.skip_child:
-            import bench_child
+            from scripts.bench import child
 
-            results["child"] = bench_child.measure(events=32, repeats=args.repeat, config=args.config)
+            results["child"] = child.measure(events=32, repeats=args.repeat, config=args.config)
         if not args.skip_memory:
             results["memory"] = bench_memory(work, args.memory_config, *args.memory_events, args.batch)
 
@@ -294,4 +293,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -2,11 +2,11 @@
 """Does the network learn? Train the reference `small` FC-DenseNet on the CPU, then measure it
 through the trf on hold-out events of a seed nobody trains on, and write a summary JSON.
 
-    python scripts/physics_small.py                                  # the README's figures
-    python scripts/physics_small.py --train-events 60 --epochs 1 --out /tmp/m.keras   # a smoke run
-    python scripts/physics_small.py --evaluate-only          # the packaged model as it is, no training
+    python -m scripts.physics.small                                  # the README's figures
+    python -m scripts.physics.small --train-events 60 --epochs 1 --out /tmp/m.keras   # a smoke run
+    python -m scripts.physics.small --evaluate-only          # the packaged model as it is, no training
 
-Training is scripts/train_reference.py (a fixed, seeded number of steps; by default it writes the
+Training is scripts/physics/train_reference.py (a fixed, seeded number of steps; by default it writes the
 packaged payload/models/reference-small.keras and its card). The hold-out events are simulated
 with seed --holdout-seed and evaluated by `dune-payload --mode=evaluate` in a job directory of
 their own, with no --modelConfig: the network comes from the model file. The figures printed and
@@ -20,14 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import train_reference  # noqa: E402  (a sibling script)
+from scripts.physics import train_reference
+from scripts.physics.common import ROOT, command_line, fmt_metric, utc_stamp
 
 GOALS = {"iou_beam": 0.70, "mean_iou": 0.85}
 STRETCH = {"iou_beam": 0.80, "mean_iou": 0.90}
@@ -45,7 +42,23 @@ def evaluate_with_trf(model: Path, events: Path, job: Path) -> dict:
     return json.loads((job / "holdout.metrics.json").read_text())
 
 
-def main(argv=None) -> int:
+def print_figures(summary: dict, card: dict, args) -> None:
+    """The hold-out figures of a run, as the README quotes them."""
+    holdout, t = summary["holdout"], card["training"]
+    m = holdout["metrics"]
+    print(f"\nhold-out ({holdout['events']} events, seed {holdout['seed']}) after {t['steps']} steps "
+          f"({t['epochs']} epochs, batch {args.batch}, {args.crop}-px crops), {t['wall_s'] / 60:.1f} min of "
+          f"training ({t['step_s']:.2f} s/step) on {card['environment']['cpus']} CPUs:")
+    for cls in ("background", "beam", "cosmic"):
+        print(f"  {cls:<11} IoU {fmt_metric(m[f'iou_{cls}'])}  efficiency "
+              f"{fmt_metric(m[f'efficiency_{cls}'])}  purity {fmt_metric(m[f'purity_{cls}'])}")
+    print(f"  mean IoU {fmt_metric(m['mean_iou'])}, pixel accuracy {m['pixel_accuracy']:.4f}")
+    print("  goals: " + ", ".join(f"{k} >= {v}: {'met' if summary['goals_met'][k] else 'NOT met'}"
+                                  for k, v in GOALS.items()))
+
+
+def main(argv: Sequence[str]) -> int:
+    """Train (unless --evaluate-only), evaluate on the hold-out events through the trf, write the summary."""
     parser = train_reference.build_parser(__doc__)
     parser.add_argument("--holdout-events", type=int, default=100)
     parser.add_argument("--holdout-seed", type=int, default=1001, help="must differ from --seed")
@@ -62,7 +75,7 @@ def main(argv=None) -> int:
         args.work = args.work or Path(tempfile.mkdtemp(prefix="physics-holdout-"))
         args.work.mkdir(parents=True, exist_ok=True)
     else:
-        card = train_reference.train_reference(args)
+        card = train_reference.train_reference(args, command_line("small", argv))
 
     from payload.simulate import simulate_events
 
@@ -72,8 +85,8 @@ def main(argv=None) -> int:
     m = document["metrics"]
     met = {k: m[k] is not None and m[k] >= v for k, v in GOALS.items()}
     summary = {
-        "command": "python scripts/physics_small.py " + " ".join(sys.argv[1:]),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": command_line("small", argv),
+        "date": utc_stamp(),
         "model": str(args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out),
         "adler32": card["adler32"],
         "training": card["training"], "recipe": card["recipe"], "environment": card["environment"],
@@ -95,21 +108,10 @@ def main(argv=None) -> int:
         (ROOT / "docs").mkdir(exist_ok=True)
         (ROOT / "docs" / "physics-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
-    def fmt(v):
-        return "null" if v is None else f"{v:.3f}"
-
-    t = card["training"]
-    print(f"\nhold-out ({holdout_events} events, seed {holdout_seed}) after {t['steps']} steps "
-          f"({t['epochs']} epochs, batch {args.batch}, {args.crop}-px crops), {t['wall_s'] / 60:.1f} min of "
-          f"training ({t['step_s']:.2f} s/step) on {card['environment']['cpus']} CPUs:")
-    for cls in ("background", "beam", "cosmic"):
-        print(f"  {cls:<11} IoU {fmt(m[f'iou_{cls}'])}  efficiency {fmt(m[f'efficiency_{cls}'])}  "
-              f"purity {fmt(m[f'purity_{cls}'])}")
-    print(f"  mean IoU {fmt(m['mean_iou'])}, pixel accuracy {m['pixel_accuracy']:.4f}")
-    print("  goals: " + ", ".join(f"{k} >= {v}: {'met' if met[k] else 'NOT met'}" for k, v in GOALS.items()))
+    print_figures(summary, card, args)
     print(f"summary: {out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -12,7 +12,7 @@ the same run.
 Variants are run in interleaved rounds and the best round is kept, so load from other processes
 on the machine biases every variant alike.
 
-    python scripts/bench_events.py --events 1000 --batch 16 --rounds 5 [--compression]
+    python -m scripts.bench.events --events 1000 --batch 16 --rounds 5 [--compression]
 """
 from __future__ import annotations
 
@@ -27,10 +27,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from payload.events import IMAGE_SHAPE, PredictionWriter, iter_batches  # noqa: E402
-from payload.simulate import simulate_events  # noqa: E402
+from payload.events import IMAGE_SHAPE, PredictionWriter, iter_batches
+from payload.simulate import simulate_events
 
 
 def best_of(rounds: int, variants: dict) -> dict:
@@ -58,7 +56,8 @@ def stream(path: Path, batch: int, prefetch: int, compute_s: float = 0.0) -> Non
             time.sleep(compute_s)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """Run the event benchmarks and print their rates and ratios; 0."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=16)
@@ -66,7 +65,7 @@ def main() -> int:
     parser.add_argument("--compression", action="store_true", help="also survey the HDF5 filters")
     parser.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="also write the ratios here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     n, batch = args.events, args.batch
     results = {"events": n, "batch": batch, "rounds": args.rounds, "statistic": "best of rounds"}
 
@@ -149,4 +148,4 @@ def survey(scratch: Path, images, labels, batch: int, rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Two-worker CPU training throughput against one worker, same global batch, in one run.
 
-    python scripts/bench_scale.py [--events 48] [--batch 2] [--repeats 2]
+    python -m scripts.bench.scale [--events 48] [--batch 2] [--repeats 2]
 
 Both runs train the `tiny` network with payload.api.train on the same synthetic events, launched
 as srun would launch them (SLURM_* environment → wrapper.cluster.workers → TF_CONFIG): one worker with a
@@ -21,11 +21,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from payload.simulate import simulate_events
+from tests.support.seaweed import free_ports
 
-from payload.simulate import simulate_events  # noqa: E402
-from tests.support.seaweed import free_ports  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 WORKER = ROOT / "tests" / "scale" / "mw_worker.py"
 
@@ -55,7 +54,8 @@ def run(workers: int, per_worker_batch: int, events: Path, out: Path) -> float:
     return (len(times) - 1) * result["global_batch"] / (times[-1] - times[0])
 
 
-def main(argv=None) -> int:
+def main(argv: list[str]) -> int:
+    """Time one worker against two and print their ratio; 0 when both ran."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=48)
     parser.add_argument("--batch", type=int, default=2, help="events per worker per step")
@@ -80,4 +80,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

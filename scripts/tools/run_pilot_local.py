@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Replay a PanDA job through the real PanDA pilot on this machine, isolated (docs/pilot.md).
 
-    python scripts/run_pilot_local.py JOB.json --input a.h5 --input b.h5 \
+    python -m scripts.tools.run_pilot_local JOB.json --input a.h5 --input b.h5 \
         --trf dist/dune-payload.pyz --run-dir /tmp/replay-1001 [--pilot-version 3.7.0.36]
 
 The pilot is pilot3 3.11.5.1 (what sites run, from its source tarball: shared/pilot3 beside the
@@ -19,13 +19,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from pilot_harness import pilots, run  # noqa: E402 - after the path set-up above
+from scripts.pilot_harness import pilots, run
 
 
 # Plugins this project ships, copied into the unpacked pilot when --pilot-user names them.
-PLUGINS = {"dune": Path(__file__).resolve().parents[1] / "deploy" / "pilot-plugin" / "dune"}
+PLUGINS = {"dune": Path(__file__).resolve().parents[2] / "deploy" / "pilot-plugin" / "dune"}
 
 
 def choose_pilot(version: str, pilot_user: str) -> pilots.Pilot:
@@ -38,7 +36,8 @@ def choose_pilot(version: str, pilot_user: str) -> pilots.Pilot:
     return pilots.pilot3(top, pilot_user)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str]) -> int:
+    """Run the job through the pilot and print its verdict; 0 finished, 1 failed, 69 not run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("job", type=Path, help="job definition JSON")
     parser.add_argument("--input", "-i", type=Path, action="append", default=[],
@@ -73,4 +72,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

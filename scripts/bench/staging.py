@@ -9,8 +9,8 @@
 2. Direct access: events/s reading /images of an HDF5 events file in batches through the
    block-cached S3 file object vs from a local copy.
 
-    python scripts/bench_staging.py [--repeat 5] [--cases 8x64,256x1] [--json FILE]
-    python scripts/bench.py --only=staging --json FILE      # the figures alone, as JSON
+    python -m scripts.bench.staging [--repeat 5] [--cases 8x64,256x1] [--json FILE]
+    python -m scripts.bench.run --only=staging --json FILE      # the figures alone, as JSON
 """
 from __future__ import annotations
 
@@ -26,12 +26,10 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tests.support import seaweed
+from wrapper.staging import StagingOptions, stage_inputs
 
-from tests.support import seaweed  # noqa: E402
-from tests.support.samples import write_events  # noqa: E402
-from wrapper.staging import StagingOptions, stage_inputs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 MiB = 1 << 20
 BIN = Path(sys.executable).parent
@@ -197,7 +195,7 @@ def measure(argv=None) -> dict:
 
 
 def figures(argv=None) -> List[dict]:
-    """For scripts/bench.py: the headline figures, direct access included when measured."""
+    """For scripts/bench/run.py: the headline figures, direct access included when measured."""
     results = measure(argv)
     direct = results["direct"]
     extra = [] if direct is None else [{"name": "direct_vs_local_copy", "ratio": direct["ratio"],
@@ -207,10 +205,11 @@ def figures(argv=None) -> List[dict]:
     return results["figures"] + extra
 
 
-def main(argv=None) -> int:
+def main(argv: list[str]) -> int:
+    """Run the staging benchmarks and print their results as JSON; 0."""
     print(json.dumps(measure(argv), indent=1))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

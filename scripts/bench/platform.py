@@ -3,7 +3,7 @@
 backend, as ratios to float32 measured in the same run (the speed goal of a build manifest's
 precision choice is a ratio, never an absolute time).
 
-    KERAS_BACKEND=jax python scripts/bench_platform.py --config small --batch 8 --steps 20
+    KERAS_BACKEND=jax python -m scripts.bench.platform --config small --batch 8 --steps 20
 
 Each policy builds a fresh model, runs `--warmup` steps (compilation), then times `--repeats`
 windows of `--steps` train steps over two rotating batches of synthetic events; the loss read
@@ -21,10 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def main(argv=None) -> int:
+def main(argv: list[str]) -> int:
+    """Time each precision policy and print the ratios to float32; 0 when they ran."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="small", help="model config: tiny | small | paper")
     parser.add_argument("--batch", type=int, default=8)
@@ -115,4 +114,4 @@ def _devices() -> list:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

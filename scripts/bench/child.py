@@ -9,15 +9,16 @@ interpreter importing the trf's modules) and, as the per-batch cost, one progres
 trip over the pipe (the payload sends one per batch). The fixed cost (`extra_s`) weighs on short
 jobs only: judge the ratio on a job of realistic length (--events).
 
-    python scripts/bench_child.py --events 32 --repeats 5 --json child.json
+    python -m scripts.bench.child --events 32 --repeats 5 --json child.json
 
-`measure(events, repeats, config)` returns the figures for scripts/bench_payload.py to include:
+`measure(events, repeats, config)` returns the figures for scripts/bench/payload.py to include:
 ratio = in-process seconds / supervised seconds (throughput ratio, higher is better).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -26,21 +27,20 @@ import time
 from multiprocessing import Pipe
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 _SIDE = """
-import sys, time; sys.path[:0] = {path!r}
+import time
 start = time.monotonic()
 import pickle
 from wrapper.step.request import run_step
 from wrapper.step.supervisor import run_supervised
 request = pickle.loads(bytes.fromhex({request!r}))
 if {supervised!r}:
-    run_supervised(request, progress=lambda tick: None, stop_requested=lambda: False,
+    run_supervised(request, on_progress=lambda tick: None, stop_requested=lambda: False,
                    stop_reason=lambda: None)
 else:
-    run_step(request, list(request.inputs), progress=lambda tick: None, should_stop=lambda: False,
+    run_step(request, list(request.inputs), on_progress=lambda tick: None, should_stop=lambda: False,
              on_checkpoint=None)
 print(time.monotonic() - start)
 """
@@ -60,23 +60,26 @@ def _request(work: Path, events: int, config: str):
                                  Provenance(), workdir=work)
 
 
+def _env() -> dict:
+    """Ours, with the repository root importable in the fresh interpreters."""
+    return dict(os.environ, PYTHONPATH=str(ROOT))
+
+
 def _timed(request, supervised: bool) -> float:
     import pickle
 
-    code = _SIDE.format(path=[p for p in sys.path if p], request=pickle.dumps(request).hex(),
-                        supervised=supervised)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = _SIDE.format(request=pickle.dumps(request).hex(), supervised=supervised)
+    done = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
 
 
 def child_startup_s(repeats: int) -> float:
     """Median seconds for a new interpreter to import the payload child's modules and exit."""
-    code = ("import sys; sys.path[:0] = %r; import wrapper.step.child, wrapper.step.request"
-            % [p for p in sys.path if p])
+    code = "import wrapper.step.child, wrapper.step.request"
     times = []
     for _ in range(repeats):
         start = time.monotonic()
-        subprocess.run([sys.executable, "-c", code], check=True)
+        subprocess.run([sys.executable, "-c", code], env=_env(), check=True)
         times.append(time.monotonic() - start)
     return statistics.median(times)
 
@@ -112,18 +115,20 @@ def measure(events: int = 32, repeats: int = 5, config: str = "tiny") -> dict:
             "per_batch_overhead_s": message_round_trip_s(), "events": events, "config": config}
 
 
-def main() -> None:
+def main(argv: list[str]) -> int:
+    """Measure and print the child's figure (and write it to --json); 0."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--config", default="tiny")
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     figure = measure(args.events, args.repeats, args.config)
     print(json.dumps(figure, indent=1))
     if args.json:
         args.json.write_text(json.dumps({"figures": [figure]}, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""JEDI task definition (`task`) and the GPU requirement PanDA brokers it with (`brokerage`)."""
