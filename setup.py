@@ -41,6 +41,7 @@ setup(
         "console_scripts": [
             "dune-payload=wrapper.main:cli",
             "dune-events=payload.cli:main",
+            "dune-payload-serve=wrapper.serve:cli",
         ]
     },
 )

@@ -16,15 +16,19 @@ from payload import __version__, errors
 from payload.checkpoints import KEEP as KEEP_CHECKPOINTS, NAME_RE as CHECKPOINT_NAME_RE
 from payload.checkpoints import parse_name as parse_checkpoint_name
 from payload.config import (
-    FileCount, InferConfig, Progress, ProgressFn, Provenance, StepConfig, StepResult, StopFn, TrainConfig,
+    FileCount, InferConfig, Progress, ProgressFn, Provenance, ServerSpec, StepConfig, StepResult, StopFn,
+    TrainConfig,
 )
 from payload.modelinfo import is_reference, network_in_file, reference_model
+from payload.serving_contract import parse_model, parse_server_url
+from payload.serving import ServeConfig, ServedModel, ServerStartError
 
 __all__ = [
     "CHECKPOINT_NAME_RE", "FileCount", "InferConfig", "KEEP_CHECKPOINTS", "Progress", "ProgressFn", "Provenance",
     "StepConfig", "StepResult", "StopFn", "TrainConfig", "__version__", "errors", "evaluate", "infer",
-    "inspect_inputs", "is_reference", "network_in_file", "parse_checkpoint_name", "plan_distribution",
-    "reference_model", "train",
+    "inspect_inputs", "is_reference", "network_in_file", "parse_checkpoint_name", "parse_model",
+    "parse_server_url", "plan_distribution", "reference_model", "ServerSpec", "train",
+    "ServeConfig", "ServedModel", "ServerStartError", "serving",
 ]
 
 
@@ -46,26 +50,30 @@ def train(inputs: Sequence[Path], output_model: Path, config: TrainConfig, *,
                           on_progress=on_progress, should_stop=should_stop, on_checkpoint=on_checkpoint)
 
 
-def infer(inputs: Sequence[Path], model: Path, output_pred: Path, config: InferConfig, *,
+def infer(inputs: Sequence[Path], model: Optional[Path], output_pred: Path, config: InferConfig, *,
           output_plot: Optional[Path] = None, provenance: Provenance = Provenance(),
-          on_progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> StepResult:
-    """Write per-pixel predictions for event files; see payload.inference.infer."""
+          on_progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None,
+          server_token: Optional[Callable[[], Optional[str]]] = None) -> StepResult:
+    """Write per-pixel predictions for event files, the network in process or on the server
+    `config.server` names; see payload.inference.infer."""
     from payload import inference
 
     return inference.infer(inputs, model, output_pred, config, output_plot=output_plot,
-                           provenance=provenance, on_progress=on_progress, should_stop=should_stop)
+                           provenance=provenance, on_progress=on_progress, should_stop=should_stop,
+                           server_token=server_token)
 
 
-def evaluate(inputs: Sequence[Path], model: Path, config: InferConfig, *,
+def evaluate(inputs: Sequence[Path], model: Optional[Path], config: InferConfig, *,
              output_metrics: Optional[Path] = None, output_pred: Optional[Path] = None,
              output_plot: Optional[Path] = None, provenance: Provenance = Provenance(),
-             on_progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None) -> StepResult:
+             on_progress: Optional[ProgressFn] = None, should_stop: Optional[StopFn] = None,
+             server_token: Optional[Callable[[], Optional[str]]] = None) -> StepResult:
     """Measure the network against truth labels; see payload.inference.evaluate."""
     from payload import inference
 
     return inference.evaluate(inputs, model, config, output_metrics=output_metrics,
                               output_pred=output_pred, output_plot=output_plot, provenance=provenance,
-                              on_progress=on_progress, should_stop=should_stop)
+                              on_progress=on_progress, should_stop=should_stop, server_token=server_token)
 
 
 def inspect_inputs(inputs: Sequence[Path], *, require_labels: bool) -> tuple:
@@ -74,6 +82,14 @@ def inspect_inputs(inputs: Sequence[Path], *, require_labels: bool) -> tuple:
     from payload import events
 
     return events.inspect_inputs(inputs, require_labels=require_labels)
+
+
+def serving(config: ServeConfig):
+    """Serve one network on a Triton server until the context ends (a context manager yielding the
+    ServedModel once it is ready); see payload.serving.serving."""
+    from payload import serving as server
+
+    return server.serving(config)
 
 
 def plan_distribution(gpus: int, cluster: Optional[Mapping], *, timeout_s: float):

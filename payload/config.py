@@ -60,8 +60,25 @@ class TrainConfig(StepConfig):
 
 
 @dataclass(frozen=True)
+class ServerSpec:
+    """Where the network runs when an inference server runs it (payload.remote): a Triton server's
+    gRPC address and model, how many requests are in flight, and how long and how often each one
+    may be tried. Holds no credential: a bearer token is passed apart, so a config can be logged."""
+
+    url: str                             # grpc://HOST:PORT or grpcs://HOST:PORT (TLS)
+    model: str
+    version: str = ""                    # "": the version the server has ready
+    concurrency: int = 4                 # requests in flight
+    timeout_s: float = 60.0              # one request, from sending to the whole answer
+    retries: int = 4                     # further tries of a request the server could not answer
+    fallback: bool = False               # run the rest in process when the server is gone
+    ca_file: Optional[str] = None        # grpcs: the CA bundle (PEM); None: the system's
+
+
+@dataclass(frozen=True)
 class InferConfig(StepConfig):
     output_format: str = "scores"        # scores (float16 [N,320,320,3]) | classes (uint8)
+    server: Optional[ServerSpec] = None  # None: the network runs in process
 
 
 @dataclass(frozen=True)
@@ -91,3 +108,4 @@ class StepResult:
     metrics: Mapping[str, float] = field(default_factory=dict)
     resumed_from_epoch: Optional[int] = None
     history: Mapping[str, tuple] = field(default_factory=dict)
+    inference: Mapping[str, object] = field(default_factory=dict)  # where the network ran (infer, evaluate)

@@ -48,3 +48,22 @@ class UnsupportedOptionError(PayloadError):
 
 class CollectiveError(PayloadError):
     """Workers of a multi-worker training lost each other: one did not start, died or hangs."""
+
+
+class InferenceServerError(PayloadError):
+    """The inference server could not run the network: `kind` names why (payload.remote.KINDS),
+    `server` and `model` name where. `gone` is true when the server itself is lost (unreachable,
+    overloaded, silent, not ready): the kinds a caller may answer by running the network in process.
+    """
+
+    GONE = frozenset({"unreachable", "lost", "overloaded", "timeout", "not-ready"})
+
+    def __init__(self, message: str, *, kind: str, server: str = "", model: str = ""):
+        super().__init__(message)
+        self.kind = kind
+        self.server = server
+        self.model = model
+
+    @property
+    def gone(self) -> bool:
+        return self.kind in self.GONE

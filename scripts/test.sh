@@ -27,4 +27,6 @@ fi
 # panda-server and JEDI in a venv of their own (.panda-venv, built once and reused: about a minute)
 cd "$root"
 "$root/.venv/bin/python" -m scripts.panda_local venv >/dev/null
+# the inference server (dune-payload-serve) in .serve-venv: PyTriton needs numpy<2 (about 30 s, once)
+"$root/.venv/bin/python" -m scripts.tools.serve_venv >/dev/null
 exec "$root/.venv/bin/python" -m pytest -q -p no:cacheprovider "$@" tests

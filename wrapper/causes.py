@@ -41,6 +41,10 @@ class Cause(str, Enum):
     HOST_OOM = "host-oom"                # it ran out of host memory (exit 81)
     GPU_OOM = "gpu-oom"                  # it ran out of GPU memory (exit 81)
     WORKER_LOST = "worker-lost"          # a peer of a multi-worker training died or went silent (exit 65)
+    SERVER_LOST = "server-lost"          # the inference server answered, then stopped answering (exit 64)
+    NOT_READY = "not-ready"              # the inference server is up, its model not ready (exit 64)
+    OVERLOADED = "overloaded"            # the inference server's queue stayed full (exit 64)
+    TOO_LARGE = "too-large"              # a request is larger than the inference server takes (exit 64)
 
     # Python 3.12 formats a str-mixin enum member as "Cause.NOT_FOUND"; messages need the value.
     def __str__(self) -> str:

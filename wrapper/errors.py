@@ -100,6 +100,19 @@ class WorkerLostError(ExecutionError):
     cause = Cause.WORKER_LOST
 
 
+class InferenceServerError(TrfError):
+    """The inference server could not run the job's network. A model it lacks, refuses us or
+    serves with other tensors is a wrong input (exit 9); a server gone, overloaded or silent is a
+    step that could not run (exit 64), which a retry of the job may cure."""
+
+    INPUT_CAUSES = (Cause.NOT_FOUND, Cause.MODEL_MISMATCH, Cause.PERMISSION)
+
+    def __init__(self, message: str, *, cause: Cause, server: str = ""):
+        super().__init__(message, cause=cause,
+                         exit_code=ec.INPUT_FILE_ERROR if cause in self.INPUT_CAUSES else ec.EXEC)
+        self.source = server
+
+
 class TimeLimitError(TrfError):
     exit_code = ec.EXEC_TIMEOUT
 

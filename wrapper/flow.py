@@ -26,7 +26,7 @@ from wrapper.cluster.workers import ClusterSpec
 from wrapper.console import log, stdout_to_devnull
 from wrapper.errors import JobStopped, OutputFileError, TimeLimitError, TrfError
 from wrapper.platform.cpu_share import cpu_share
-from wrapper.platform.detect import Platform, format_platform
+from wrapper.platform.detect import Platform, detect_platform, format_platform, with_usability
 from wrapper.platform.probe import detect_platform_apart
 from wrapper.platform.requirements import check_requirements
 from wrapper.report.jobreport import JobReport, abridged
@@ -37,6 +37,11 @@ from wrapper.staging import (StagedInput, StagingOptions, publish_outputs, repor
                              stage_inputs)
 from wrapper.step.request import entries_by_output, inspect_staged, step_request
 from wrapper.step.supervisor import ChildOutcome, run_supervised
+
+
+# Events per request to an inference server when --batchSize is not given: a server's dynamic
+# batcher merges requests of several jobs, so small ones keep the round trip short.
+SERVER_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -67,10 +72,11 @@ class JobContext:
 
 @dataclass(frozen=True)
 class BuildChoice:
-    """What the platform step chose: the node, the build, and how the payload runs on it."""
+    """What the platform step chose: the node, the build, and how the payload runs on it. With
+    the network on an inference server and no fallback, no build: `selection` is None."""
 
     platform: Platform
-    selection: Selection
+    selection: Optional[Selection]
     batch_size: int
     precision: str
     gpus: int
@@ -124,7 +130,8 @@ def check_packages(spec: JobSpec) -> None:
     """The packages this job's mode and URIs need are importable (exit 69 naming them)."""
     uris = (*spec.input_events, spec.model_file, spec.output_prefix, spec.build_manifest,
             spec.checkpoint_prefix)
-    check_requirements(spec.mode, uris=[u for u in uris if u], plots=bool(spec.output_plot))
+    check_requirements(spec.mode, uris=[u for u in uris if u], plots=bool(spec.output_plot),
+                       server=bool(spec.inference_server), fallback=runs_network_here(spec))
 
 
 def staging_options(spec: JobSpec, workdir: Path, deadline: Optional[float] = None) -> StagingOptions:
@@ -152,6 +159,12 @@ def detect_and_select_build(spec: JobSpec, workdir: Path) -> tuple[Platform, Sel
     return platform, selection
 
 
+def runs_network_here(spec: JobSpec) -> bool:
+    """Whether the job may run the network in its own process: always without an inference
+    server, and with one only as `--inferenceFallback=local`."""
+    return not spec.inference_server or spec.inference_fallback == "local"
+
+
 def platform_step(job: JobContext) -> BuildChoice:
     """The job's platform step: the node and build (`detect_and_select_build`), then the run's batch
     size, precision, GPUs and CPU share, each recorded in the report (fails fast)."""
@@ -159,6 +172,16 @@ def platform_step(job: JobContext) -> BuildChoice:
     step = report.step("platform")
     share = cpu_share(spec.n_threads)
     report.section("cpu", share.to_report())
+    if spec.inference_server:
+        report.section("inference", {"where": "server", "server": spec.inference_server,
+                                     "model": spec.inference_model, "fallback": spec.inference_fallback})
+    if not runs_network_here(spec):
+        # The server runs the network: the node needs no build and no framework (not even a probe).
+        platform = with_usability(detect_platform(probe_framework=False))
+        report.section("platform", platform.to_report())
+        log(f"network on {spec.inference_server} (model {spec.inference_model}); no framework in this job")
+        step.finish(True)
+        return BuildChoice(platform, None, spec.batch_size or SERVER_BATCH, "float32", 0, share.threads)
     platform, selection = detect_and_select_build(spec, report.workdir)
     report.section("platform", platform.to_report())
     report.section("build", selection.to_report())
@@ -234,13 +257,13 @@ def stage_in(job: JobContext) -> tuple[StagedInput, ...]:
 def run_payload(job: JobContext, choice: BuildChoice, staged: tuple[StagedInput, ...]) -> StepResult:
     """Model weights, checkpoints, then the payload step in its supervised child process."""
     spec, report = job.spec, job.report
-    build = choice.selection.build
+    build = choice.selection.build if choice.selection else None
     step = report.step("payload")
-    weights = build.weights_uri if spec.build_manifest else spec.model_file
+    weights = None if build is None else build.weights_uri if spec.build_manifest else spec.model_file
     model = resolve_one(weights, job.options).local_path if weights else None
     # A manifest's build names its own network; without one the build carries --modelConfig. With
     # neither, the model file's own network runs (a contradiction is refused when the file loads).
-    network = network_of(build.model_config, model)
+    network = network_of(build.model_config, model) if build else spec.model_config
     training = spec.mode == "train"
     if training:
         resumed = checkpoints.resume_checkpoint(spec.checkpoint_prefix, report.workdir, job.options,
@@ -253,13 +276,14 @@ def run_payload(job: JobContext, choice: BuildChoice, staged: tuple[StagedInput,
     request = step_request(
         spec, inputs=_inputs_for_child(staged),
         model=model, outputs={name: job.outputs.temp_path(name) for name in job.outputs.lfns},
-        lfns=job.outputs.lfns, build_name=build.name, precision=choice.precision,
+        lfns=job.outputs.lfns, build_name=build.name if build else "server", precision=choice.precision,
         batch_size=choice.batch_size, model_config=network,
         checkpoint_dir=checkpoints.local_dir(report.workdir),
         distribution=dist.payload_distribution(spec, job.cluster, choice.gpus),
-        report_checkpoints=sync is not None, device=choice.selection.device, workdir=report.workdir,
-        threads=choice.threads)
-    job.printer.stage(f"{spec.mode}: {len(staged)} file(s), build {build.name}")
+        report_checkpoints=sync is not None, device=choice.selection.device if build else "cpu",
+        workdir=report.workdir, threads=choice.threads)
+    job.printer.stage(f"{spec.mode}: {len(staged)} file(s), "
+                      + (f"build {build.name}" if build else f"network on {spec.inference_server}"))
     outcome = ChildOutcome()
     try:
         result = run_supervised(request, on_progress=job.printer, stop_requested=job.stop_requested,
@@ -276,6 +300,8 @@ def run_payload(job: JobContext, choice: BuildChoice, staged: tuple[StagedInput,
     report.processed_events = result.processed_events
     if result.metrics:
         report.section("metrics", dict(result.metrics))
+    if result.inference:
+        report.section("inference", dict(result.inference))
     step.finish(True)
     return result
 

@@ -78,6 +78,8 @@ class PredictionWriter(OutputFile):
         self.n_events = n_events
         self.output_format = output_format
         self.attrs = dict(attrs or {})
+        # Attributes known only when the last batch is in (where the network ran), written at close.
+        self.attrs_at_close: dict = {}
         self.written = 0
         self._background = background
         self._jobs: queue.Queue = queue.Queue(maxsize=2)
@@ -161,6 +163,8 @@ class PredictionWriter(OutputFile):
         if self.written != self.n_events:
             raise PayloadError(f"{self.path}: {self.written} of {self.n_events} events written; "
                                "the predictions file is incomplete and was removed")
+        if self.attrs_at_close:
+            set_attrs(self._file, self.attrs_at_close)
 
     def _discard(self) -> None:
         self._abandon = True

@@ -137,6 +137,8 @@ class TaskRequest:
     batch_size: Optional[int] = None
     checkpoint_prefix: Optional[str] = None
     builds: tuple = ()                     # the manifest's builds (default: the standard ones), for brokerage
+    inference_server: Optional[str] = None  # infer on this Triton server (grpc://HOST:PORT): CPU queues
+    inference_model: Optional[str] = None   # the model there: NAME[:VERSION]
     extra_args: tuple = field(default_factory=tuple)
 
 
@@ -169,11 +171,16 @@ def _stem(dataset: str) -> str:
     return dataset.split(":")[-1].rstrip("/")
 
 
+def wants_gpu(request: TaskRequest) -> bool:
+    """Whether the task's jobs need a GPU: not when an inference server runs the network."""
+    return request.gpu != "none" and not request.inference_server
+
+
 def architecture(request: TaskRequest) -> str:
     """JEDI's hardware request: base platform, CPU and, for GPU tasks, the GPUs one of the task's
     builds can use (scripts.jedi.brokerage), plus --gpu-memory-mb."""
     gpu = None
-    if request.gpu != "none":
+    if wants_gpu(request):
         model_file = request.model.value if request.model else None
         builds = request.builds or standard_builds(model_file, request.model_config, 1)
         try:
@@ -211,12 +218,20 @@ def _input_items(request: TaskRequest, params: dict) -> list:
              "dataset": request.dataset, "expand": True, "exclude": LOG_EXCLUDE}]
 
 
+def _inference_items(request: TaskRequest) -> list:
+    """The trf's --inferenceServer and --inferenceModel, when an inference server runs the network."""
+    if not request.inference_server:
+        return []
+    return [{"type": "constant", "value": f"--inferenceServer={request.inference_server}"},
+            {"type": "constant", "value": f"--inferenceModel={request.inference_model}"}]
+
+
 def build_task_params(request: TaskRequest) -> dict:
     """JEDI's taskParamMap for the request (not yet validated)."""
     stem = _stem(request.output_dataset)
     out = request.output_dataset if request.output_dataset.endswith("/") else request.output_dataset + "/"
     log_dataset = f"{stem}.log/"
-    gpu = request.gpu != "none"
+    gpu = wants_gpu(request)
     params = {
         "taskName": out,
         "uniqueTaskName": True,
@@ -260,6 +275,7 @@ def build_task_params(request: TaskRequest) -> dict:
         items.append(_file_item(request.manifest))
     if request.model:
         items.append(_file_item(request.model))
+    items += _inference_items(request)
     if request.mode == "infer":
         items += [{"type": "constant", "value": f"--predictionFormat={request.prediction_format}"},
                   _output(f"{stem}.$JEDITASKID._${{SN/P}}.pred.h5", "outputPredFile", f"{stem}_pred/")]
@@ -538,6 +554,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--checkpoint-prefix", help="train: checkpoints, e.g. s3://ckpt/dune/task-{taskid}/")
+    _inference_options(p)
     p.add_argument("--trf-arg", action="append", default=[], metavar="WORD",
                    help="another trf argument for every job (repeatable), e.g. --trf-arg=--precision=float32")
     how = p.add_mutually_exclusive_group()
@@ -548,6 +565,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-files", nargs="+", metavar="LFN", help="file names for --expand-sample")
     p.add_argument("--verbose", action="store_true")
     return p
+
+
+def _inference_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inference-server", metavar="URL",
+                   help="infer: send the events to this Triton server (grpc://HOST:PORT or grpcs://, "
+                        "dune-payload-serve); the jobs then run on CPU queues (no GPU request)")
+    p.add_argument("--inference-model", metavar="NAME", help="the model on --inference-server: "
+                   "NAME or NAME:VERSION (dune-payload-serve's default name: dune-<network>)")
 
 
 def input_urls(args: argparse.Namespace) -> tuple:
@@ -582,9 +607,14 @@ def request_from(args: argparse.Namespace) -> TaskRequest:
     """The request the command line describes; raises TaskError for a task PanDA could not run."""
     model = task_file("modelFile", args.model_file, args.model_dataset)
     manifest = task_file("buildManifest", args.build_manifest, None)
-    if args.mode == "infer" and not (model or manifest):
+    if bool(args.inference_model) != bool(args.inference_server):
+        raise TaskError("--inference-server and --inference-model go together: the server, and the "
+                        "model's name on it (NAME or NAME:VERSION)")
+    if args.inference_server and args.mode != "infer":
+        raise TaskError("--inference-server serves inference; a training runs its network itself")
+    if args.mode == "infer" and not (model or manifest or args.inference_server):
         raise TaskError("infer tasks need --model-file or --model-dataset (or --build-manifest naming "
-                        "the weights)")
+                        "the weights, or --inference-server)")
     files_per_job = args.files_per_job
     if files_per_job is None:
         files_per_job = 5 if args.mode == "infer" else 10000
@@ -599,7 +629,8 @@ def request_from(args: argparse.Namespace) -> TaskRequest:
         prediction_format=args.prediction_format, epochs=args.epochs, batch_size=args.batch_size,
         checkpoint_prefix=args.checkpoint_prefix,
         builds=load_builds(args.build_manifest) if manifest else (),
-        extra_args=tuple(args.trf_arg))
+        extra_args=tuple(args.trf_arg), inference_server=args.inference_server,
+        inference_model=args.inference_model)
 
 
 def main(argv: Sequence[str]) -> int:

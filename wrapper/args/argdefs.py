@@ -125,6 +125,25 @@ ARGS: tuple[ArgDef, ...] = (
            "platform", minimum=1, maximum=1024),
     ArgDef("showPlatform", "show_platform", BOOL, False, "print the detected platform and the build "
            "that would be chosen, then exit", "platform"),
+    # inference as a service
+    ArgDef("inferenceServer", "inference_server", STR, None, "run the network of infer/evaluate on "
+           "this Triton inference server instead of in the job: grpc://HOST:PORT, or grpcs:// with "
+           "TLS (CA bundle from REQUESTS_CA_BUNDLE, a bearer token from the places HTTPS inputs use)",
+           "inference", metavar="URL"),
+    ArgDef("inferenceModel", "inference_model", STR, None, "the model on --inferenceServer: NAME or "
+           "NAME:VERSION (default version: the one the server has ready)", "inference",
+           metavar="NAME[:VERSION]"),
+    ArgDef("inferenceConcurrency", "inference_concurrency", INT, 4, "requests in flight to the "
+           "server, which hides the round trip behind reading and writing events", "inference",
+           minimum=1, maximum=64),
+    ArgDef("inferenceTimeout", "inference_timeout", FLOAT, 60.0, "seconds one request may take "
+           "before it counts as lost and is tried again", "inference", minimum=1.0),
+    ArgDef("inferenceRetries", "inference_retries", INT, 4, "further tries of a request the server "
+           "could not answer (unreachable, overloaded, timed out), with backoff", "inference",
+           minimum=0, maximum=20),
+    ArgDef("inferenceFallback", "inference_fallback", STR, "none", "local: when the server is gone, "
+           "run the rest of the job in process with --modelFile (the report says which events ran "
+           "where); none: fail", "inference", choices=("none", "local")),
     # staging
     ArgDef("s3Endpoint", "s3_endpoint", STR, None, "S3 endpoint URL (default: AWS_ENDPOINT_URL or "
            "S3_ENDPOINT_URL); credentials come from the standard AWS chain", "staging", metavar="URL"),
@@ -155,6 +174,6 @@ BY_NAME = {a.name: a for a in ARGS}
 # Arguments each mode cannot do without; an alternative set is given as a tuple of names.
 REQUIRED = {
     "train": ("inputEventsFile", "outputModelFile"),
-    "infer": ("inputEventsFile", "modelFile", "outputPredFile"),
-    "evaluate": ("inputEventsFile", "modelFile", ("outputMetricsFile", "outputPredFile")),
+    "infer": ("inputEventsFile", ("modelFile", "inferenceServer"), "outputPredFile"),
+    "evaluate": ("inputEventsFile", ("modelFile", "inferenceServer"), ("outputMetricsFile", "outputPredFile")),
 }

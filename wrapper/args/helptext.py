@@ -8,6 +8,7 @@ from wrapper.args.argdefs import ARGS, BOOL
 
 GROUPS = (("job", "The job"), ("outputs", "Outputs (LFNs in the job directory)"),
           ("training", "Training"), ("platform", "Platform and model builds"),
+          ("inference", "Inference as a service (a Triton server runs the network)"),
           ("staging", "Inputs and object storage"), ("control", "Control"))
 
 USAGE = """\

@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
+from payload.api import parse_model, parse_server_url
 from wrapper.args import grammar
 from wrapper.args.argdefs import ARGS, BOOL, BY_NAME, FLOAT, FLOATLIST, INT, LIST, REQUIRED, ArgDef
 from wrapper.errors import (ArgumentChoiceError, ArgumentError, ArgumentMissingError,
@@ -52,6 +53,12 @@ class JobSpec:
     worker_timeout: float = 600.0
     n_threads: Optional[int] = None
     show_platform: bool = False
+    inference_server: Optional[str] = None
+    inference_model: Optional[str] = None
+    inference_concurrency: int = 4
+    inference_timeout: float = 60.0
+    inference_retries: int = 4
+    inference_fallback: str = "none"
     s3_endpoint: Optional[str] = None
     s3_path_style: bool = False
     access_mode: str = "copy"
@@ -141,7 +148,7 @@ def _validate(spec: JobSpec, given: Mapping[str, list]) -> None:
         names = need if isinstance(need, tuple) else (need,)
         if any(n in given for n in names):
             continue
-        if names == ("modelFile",) and spec.build_manifest:
+        if "modelFile" in names and spec.build_manifest:
             continue  # the manifest's build names the weights
         listed = " or ".join(f"--{n}" for n in names)
         raise ArgumentMissingError(f"{listed} is missing: --mode={spec.mode} needs it")
@@ -170,6 +177,30 @@ def _validate(spec: JobSpec, given: Mapping[str, list]) -> None:
     if spec.access_mode == "direct" and spec.mode == "train":
         raise ArgumentError("--accessMode=direct serves inference and evaluation; "
                             "training reads its events several times, so use --accessMode=copy")
+    _validate_server(spec, given)
+
+
+def _validate_server(spec: JobSpec, given: Mapping[str, list]) -> None:
+    """The inference-server arguments go together, with infer or evaluate, and parse."""
+    server_args = [a.name for a in ARGS if a.group == "inference" and a.name in given]
+    if not spec.inference_server:
+        if server_args:
+            raise ArgumentError(f"--{server_args[0]} needs --inferenceServer=grpc://HOST:PORT")
+        return
+    if spec.mode == "train":
+        raise ArgumentError("--inferenceServer runs infer and evaluate; a training runs in the job: "
+                            "drop --inferenceServer")
+    if not spec.inference_model:
+        raise ArgumentMissingError("--inferenceModel is missing: --inferenceServer needs the name of "
+                                   "the model on the server (NAME or NAME:VERSION)")
+    try:
+        parse_server_url(spec.inference_server)
+        parse_model(spec.inference_model)
+    except ValueError as err:
+        raise ArgumentError(f"--inferenceServer/--inferenceModel: {err}") from None
+    if spec.inference_fallback == "local" and not (spec.model_file or spec.build_manifest):
+        raise ArgumentMissingError("--inferenceFallback=local runs the network in the job when the "
+                                   "server is gone: it needs --modelFile")
 
 
 def build_spec(found: Mapping[str, list]) -> JobSpec:

@@ -38,17 +38,22 @@ BACKENDS = {
 BOTO3 = Requirement("boto3", "boto3", "s3:// transfers")
 REQUESTS = Requirement("requests", "requests", "https:// transfers")
 MATPLOTLIB = Requirement("matplotlib", "matplotlib", "plots")
+TRITON = Requirement("tritonclient.grpc", "tritonclient[grpc]", "the inference server's client")
 
 FRAMEWORK_MODES = ("train", "infer", "evaluate")
 
 
 def requirements(mode: Optional[str], *, uris: Iterable[str] = (), plots: bool = False,
-                 backend: Optional[str] = None) -> tuple[Requirement, ...]:
+                 backend: Optional[str] = None, server: bool = False,
+                 fallback: bool = False) -> tuple[Requirement, ...]:
     """What a job in `mode` needs: numpy and h5py always; Keras and its backend to run the
-    network; boto3 / requests when an input or output URI uses s3:// / https://; matplotlib for
-    plots. `backend` defaults to the one Keras will load (KERAS_BACKEND or keras.json)."""
+    network, unless an inference server runs it (`server`: tritonclient instead; both with a
+    local `fallback`); boto3 / requests when an input or output URI uses s3:// / https://;
+    matplotlib for plots. `backend` defaults to the one Keras will load (KERAS_BACKEND or keras.json)."""
     needed = [NUMPY, H5PY]
-    if mode in FRAMEWORK_MODES:
+    if server:
+        needed.append(TRITON)
+    if mode in FRAMEWORK_MODES and (fallback or not server):
         from wrapper.platform.framework import keras_backend
 
         needed += [KERAS, BACKENDS.get(backend or keras_backend(), BACKENDS["tensorflow"])]
@@ -81,12 +86,14 @@ def import_problem(req: Requirement) -> Optional[str]:
     return None
 
 
-def check_requirements(mode: Optional[str], *, uris: Iterable[str] = (), plots: bool = False) -> None:
-    """Raise SetupError (exit 69) naming every missing or broken package the job needs.
+def check_requirements(mode: Optional[str], *, uris: Iterable[str] = (), plots: bool = False,
+                       server: bool = False, fallback: bool = False) -> None:
+    """Raise SetupError (exit 69) naming every missing or broken package the job needs
+    (`requirements` says which).
 
     The message leads with the package names: the PanDA server keeps only its start.
     """
-    needed = requirements(mode, uris=uris, plots=plots)
+    needed = requirements(mode, uris=uris, plots=plots, server=server, fallback=fallback)
     missing = [req for req in needed if not installed(req)]
     broken = [f"{req.module} cannot be imported ({problem})" for req in needed
               if req not in missing and (problem := import_problem(req))]

@@ -134,7 +134,12 @@ def _run(channel: Channel, request: StepRequest) -> None:
     opened: list = []
     try:
         inputs = _open_inputs(request, opened)
-        if request.threads:
+        if request.threads and getattr(request.config, "server", None) is not None:
+            # The framework loads only if the job falls back to running the network here; TensorFlow
+            # reads its pool sizes from these when it starts.
+            os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(request.threads))
+            os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(min(2, request.threads)))
+        elif request.threads:
             from wrapper.platform.framework_threads import set_framework_threads  # loads the framework
 
             log(f"framework threads: {set_framework_threads(request.threads)}")

@@ -7,17 +7,27 @@ TrfErrors here.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional, Sequence
 
-from payload.api import InferConfig, Progress, Provenance, StepResult, TrainConfig
-from payload.api import __version__ as payload_version, errors as perr
+from payload.api import InferConfig, Progress, Provenance, ServerSpec, StepResult, TrainConfig
+from payload.api import __version__ as payload_version, errors as perr, parse_model
 from wrapper.causes import Cause
-from wrapper.errors import (ExecutionError, InputFileError, JobStopped, NoEventsError, OutputFileError,
-                            WorkerLostError)
+from wrapper.errors import (ExecutionError, InferenceServerError, InputFileError, JobStopped, NoEventsError,
+                            OutputFileError, WorkerLostError)
 from wrapper.args.spec import JobSpec
 from wrapper.staging.scratch import is_disk_full
+from wrapper.tokens import bearer_token
+
+# payload.remote's failure kinds as the report's causes.
+SERVER_CAUSES = {
+    "unreachable": Cause.CONNECTION, "lost": Cause.SERVER_LOST, "not-ready": Cause.NOT_READY,
+    "not-found": Cause.NOT_FOUND, "refused": Cause.PERMISSION, "mismatch": Cause.MODEL_MISMATCH,
+    "too-large": Cause.TOO_LARGE, "overloaded": Cause.OVERLOADED, "timeout": Cause.TIMEOUT,
+    "failed": Cause.SERVER_ERROR,
+}
 
 
 @dataclass(frozen=True)
@@ -60,11 +70,25 @@ def step_request(spec: JobSpec, *, inputs: tuple, model: Optional[Path], outputs
                              checkpoint_dir=checkpoint_dir, checkpoint_every_s=spec.checkpoint_interval,
                              resume=spec.resume)
     else:
-        config = InferConfig(**common, output_format=spec.prediction_format)
+        config = InferConfig(**common, output_format=spec.prediction_format, server=server_spec(spec))
     provenance = Provenance(build=build_name, code_version=payload_version,
                             model_version=model.name if model else "")
     return StepRequest(spec.mode, tuple(inputs), model, dict(outputs), dict(lfns), config, provenance,
                        report_checkpoints, device, Path(workdir), threads)
+
+
+def server_spec(spec: JobSpec) -> Optional[ServerSpec]:
+    """The inference server the job's network runs on, or None (it runs in process)."""
+    if not spec.inference_server:
+        return None
+    name, version = parse_model(spec.inference_model)
+    # gRPC takes one PEM bundle (a CA directory, X509_CERT_DIR, it cannot read); unset: its own roots.
+    ca_file = next((os.environ[v] for v in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+                    if os.path.isfile(os.environ.get(v, ""))), None)
+    return ServerSpec(url=spec.inference_server, model=name, version=version,
+                      concurrency=spec.inference_concurrency, timeout_s=spec.inference_timeout,
+                      retries=spec.inference_retries, fallback=spec.inference_fallback == "local",
+                      ca_file=ca_file)
 
 
 def run_step(request: StepRequest, inputs: Sequence, *, on_progress: Callable[[Progress], None],
@@ -81,12 +105,14 @@ def run_step(request: StepRequest, inputs: Sequence, *, on_progress: Callable[[P
             return api.train(inputs, out("outputModelFile"), request.config, init_model=request.model,
                              output_metrics=out("outputMetricsFile"), output_plot=out("outputPlotFile"),
                              on_checkpoint=on_checkpoint, **common)
+        # The token is read again for each request (an agent may renew it) and sent only over TLS.
+        token = bearer_token if request.config.server is not None else None
         if request.mode == "infer":
             return api.infer(inputs, request.model, out("outputPredFile"), request.config,
-                             output_plot=out("outputPlotFile"), **common)
+                             output_plot=out("outputPlotFile"), server_token=token, **common)
         return api.evaluate(inputs, request.model, request.config,
                             output_metrics=out("outputMetricsFile"), output_pred=out("outputPredFile"),
-                            output_plot=out("outputPlotFile"), **common)
+                            output_plot=out("outputPlotFile"), server_token=token, **common)
 
 
 def inspect_staged(sources: Sequence, *, require_labels: bool) -> tuple:
@@ -115,6 +141,8 @@ def payload_errors() -> Iterator[None]:
         raise NoEventsError(str(err)) from None
     except perr.CollectiveError as err:
         raise WorkerLostError(str(err)) from None
+    except perr.InferenceServerError as err:
+        raise InferenceServerError(str(err), cause=SERVER_CAUSES[err.kind], server=err.server) from None
     except perr.UnsupportedOptionError as err:
         raise ExecutionError(f"{err} (the trf's option: drop --cropSize)") from None
     except perr.TrainingDivergedError as err:
