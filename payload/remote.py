@@ -20,7 +20,8 @@ import numpy as np
 
 from payload.config import ServerSpec
 from payload.errors import InferenceServerError
-from payload.serving_contract import IMAGES, PROBABILITIES, PROVENANCE, PROVENANCE_KEYS, parse_server_url
+from payload.serving_contract import (IMAGES, PROBABILITIES, PROVENANCE, PROVENANCE_KEYS, TOKEN_HEADER,
+                                      parse_server_url)
 
 KINDS = {
     "unreachable": "no server answers at that address",
@@ -107,30 +108,30 @@ class TritonNetwork:
         return self
 
     def _check_known(self) -> None:
-        index = self._call(lambda headers: self._client.get_model_repository_index(
-            headers=headers, as_json=True, client_timeout=self.spec.timeout_s))
-        names = sorted({m.get("name", "") for m in index.get("models", [])})
-        if self.name not in names:
-            raise self._error("not-found", f"the server serves {', '.join(names) or 'no model'}; "
-                              "check --inferenceModel")
+        # Not the repository index: PyTriton guards it with a token of its own. The metadata of a
+        # model the server does not know is refused as unknown; of one it knows, it is answered.
+        try:
+            self._client.get_model_metadata(self.name, self.version, headers=self._headers(),
+                                            as_json=True, client_timeout=self.spec.timeout_s)
+        except self._grpc_error() as err:
+            kind, detail = classify(err, connected=True)
+            if kind in ("not-found", "refused"):
+                raise self._error(kind, detail) from None
 
     def _check_tensors(self, metadata: dict) -> None:
         if self.max_batch < 1:
             raise self._error("mismatch", "the model does not take batches (max_batch_size 0); serve "
                               "it with dune-payload-serve")
-        want = {IMAGES: ("FP32", IMAGE_SHAPE)}
-        got = {t["name"]: (t["datatype"], tuple(int(d) for d in t["shape"][1:]))
-               for t in metadata.get("inputs", [])}
-        outputs = {t["name"]: (t["datatype"], tuple(int(d) for d in t["shape"][1:]))
-                   for t in metadata.get("outputs", [])}
-        problems = [f"input {n} is {got.get(n, ('missing',))[0]} {list(got.get(n, (0, ()))[1])}, "
-                    f"the network needs {w[0]} {list(w[1])}" for n, w in want.items() if got.get(n) != w]
-        problems += [f"inputs {sorted(set(got) - set(want))} are not the network's"] if set(got) - set(want) else []
+        inputs, outputs = _tensors(metadata.get("inputs", [])), _tensors(metadata.get("outputs", []))
+        problems = [f"input {IMAGES} is {_describe(inputs.get(IMAGES))}, the network needs "
+                    f"{_describe(('FP32', IMAGE_SHAPE))}"] if inputs.get(IMAGES) != ("FP32", IMAGE_SHAPE) else []
+        problems += [f"inputs {sorted(set(inputs) - {IMAGES})} are not the network's"] if set(inputs) - {IMAGES} else []
         if outputs.get(PROBABILITIES) != ("FP32", OUTPUT_SHAPE):
-            problems.append(f"output {PROBABILITIES} is {outputs.get(PROBABILITIES, 'missing')}, "
-                            f"the job reads FP32 {list(OUTPUT_SHAPE)}")
+            problems.append(f"output {PROBABILITIES} is {_describe(outputs.get(PROBABILITIES))}, the job "
+                            f"reads {_describe(('FP32', OUTPUT_SHAPE))}")
         if problems:
-            raise self._error("mismatch", "; ".join(problems) + " (serve the model with dune-payload-serve)")
+            # the remedy first: the pilot keeps only the start of a long message
+            raise self._error("mismatch", "serve the model with dune-payload-serve; " + "; ".join(problems))
         self.has_provenance = PROVENANCE in outputs
 
     # -- inference ------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ class TritonNetwork:
     def _headers(self) -> Optional[dict]:
         # A token goes only over TLS, as with HTTPS inputs: over plain gRPC anyone on the path reads it.
         token = self._token() if (self._token and self.tls) else None
-        return {"authorization": f"Bearer {token}"} if token else None
+        return {TOKEN_HEADER: token} if token else None
 
     def _call(self, call: Callable[[Optional[dict]], object]):
         attempt = 0
@@ -234,15 +235,16 @@ def classify(err, *, connected: bool) -> tuple[str, str]:
     if "DEADLINE_EXCEEDED" in status or "deadline exceeded" in low:
         return "timeout", "no answer within the request's time limit (--inferenceTimeout)"
     if "restricted" in low or "UNAUTHENTICATED" in status or "PERMISSION_DENIED" in status:
-        return "refused", f"{_short(text)}; check the bearer token and that the address is grpcs://"
+        return "refused", f"{_short(text)}; check the job's token (BEARER_TOKEN or a token file) and that the address is grpcs://"
     if "larger than max" in low or "batch-size must be" in low or "batch size must be" in low:
         return "too-large", f"{_short(text)}; lower --batchSize"
     if "queue" in low and ("exceed" in low or "full" in low) or "RESOURCE_EXHAUSTED" in status:
         return "overloaded", _short(text)
-    if "UNAVAILABLE" in status or "failed to connect" in low or "connection" in low:
-        return ("lost" if connected else "unreachable"), _short(text)
+    # Triton may answer an unknown model with UNAVAILABLE: the text decides before that status does.
     if "NOT_FOUND" in status or "unknown model" in low or "not found" in low:
         return "not-found", f"{_short(text)}; check --inferenceModel"
+    if "UNAVAILABLE" in status or "failed to connect" in low or "connection" in low:
+        return ("lost" if connected else "unreachable"), _short(text)
     if "INVALID_ARG" in status or "unexpected shape" in low or "datatype" in low:
         return "mismatch", _short(text)
     return "failed", _short(text)
@@ -250,3 +252,12 @@ def classify(err, *, connected: bool) -> tuple[str, str]:
 
 def _short(text: str) -> str:
     return " ".join(text.split())[:300]
+
+
+def _tensors(described: list) -> dict:
+    """{name: (datatype, shape without the batch axis)} of a model's inputs or outputs."""
+    return {t["name"]: (t["datatype"], tuple(int(d) for d in t["shape"][1:])) for t in described}
+
+
+def _describe(tensor) -> str:
+    return "missing" if tensor is None else f"{tensor[0]} {list(tensor[1])}"

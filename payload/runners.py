@@ -163,6 +163,7 @@ class ServerRunner:
         """The network's part of a predictions file's attributes: what the server said it ran."""
         served = self.network.served
         return {"model_file": served.get("model_file", ""), "model_config": self.name,
+                "model_version": f"{self.network.name}:{self.network.version}",
                 "build": served.get("build", ""), "precision": served.get("precision", ""),
                 "inference": json.dumps(self.report())}
 

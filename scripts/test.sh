@@ -23,7 +23,7 @@ if [ "$missing" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; th
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Options::=--force-confold \
         "${packages[@]}" >/dev/null
 fi
-"$root/scripts/setup_env.sh" cpu,test
+"$root/scripts/setup_env.sh" cpu,client,test
 # panda-server and JEDI in a venv of their own (.panda-venv, built once and reused: about a minute)
 cd "$root"
 "$root/.venv/bin/python" -m scripts.panda_local venv >/dev/null

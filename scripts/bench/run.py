@@ -39,7 +39,7 @@ PACKAGE = __package__ or "scripts.bench"
 
 # area → its module in this package (None: rows measured here)
 AREAS = {"spine": None, "payload": "payload", "events": "events", "staging": "staging",
-         "platform": "platform", "child": "child", "scale": "scale"}
+         "platform": "platform", "child": "child", "scale": "scale", "serving": "serving"}
 
 JEDI_DRY_RUN = ["--mode=infer", "--inputEventsFile=ev.[001,002].h5", "--modelFile=model.keras",
                 "--outputPredFile=pred.000042.h5", "--dryRun"]

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 from tests.faults.harness import DATA, INFRASTRUCTURE, LEDGER, Scenario, Secrets, Trf  # noqa: E402
 from tests.support import httpd, seaweed  # noqa: E402
+from tests.support.triton import serve_python, triton_server, triton_test_model  # noqa: E402,F401 (fixtures)
 
 _SCENARIO_OUTCOME = pytest.StashKey[dict]()
 _SCENARIO = pytest.StashKey[Scenario]()
@@ -52,6 +53,7 @@ MODULE_KINDS = {
     "test_faults_signals": INFRASTRUCTURE,     # the pilot stops the job
     "test_faults_deadlines": INFRASTRUCTURE,   # the queue's walltime runs out
     "test_faults_direct": INFRASTRUCTURE,
+    "test_faults_serving": INFRASTRUCTURE,    # the inference server is gone, full, slow or cut off
     "test_faults_crash": INFRASTRUCTURE,       # the payload's process is killed under the trf
     "test_faults_fail_fast": INFRASTRUCTURE,   # the node has no GPU
     "test_secrets": INFRASTRUCTURE,            # a store that refuses or is not there, with credentials about

@@ -21,6 +21,7 @@ STAGING = "staging/test_arguments_staging_cli.py"
 MODEL_FILES = "payload/test_model_files_cli.py"
 CLI = "spine/test_cli_errors.py"
 MULTI = "scale/test_multiworker_trf.py"
+SERVING = "faults/test_faults_serving.py"
 
 # argument -> the tests ("file::function", relative to tests/) that prove it reaches its use
 REACHES = {
@@ -83,6 +84,12 @@ REACHES = {
     "argJSON": [f"{CONTROL}::test_arg_json_values_reach_the_job_and_the_command_line_wins"],
     "containerImage": [f"{CONTROL}::test_container_image_is_logged_and_ignored"],
     "help": [f"{CLI}::test_help_lists_every_argument_without_a_framework"],
+    "inferenceServer": [f"{SERVING}::test_through_the_server_the_job_writes_what_an_in_process_job_writes"],
+    "inferenceModel": [f"{SERVING}::test_a_model_the_server_lacks_exits_9_naming_it"],
+    "inferenceConcurrency": [f"{SERVING}::test_through_the_server_the_job_writes_what_an_in_process_job_writes"],
+    "inferenceTimeout": [f"{SERVING}::test_a_request_that_hangs_times_out_and_exits_64"],
+    "inferenceRetries": [f"{SERVING}::test_a_server_that_dies_mid_job_exits_64_server_lost"],
+    "inferenceFallback": [f"{SERVING}::test_with_fallback_the_events_after_the_server_died_run_in_process"],
 }
 
 # argument -> why no CLI test here can show it reach its use

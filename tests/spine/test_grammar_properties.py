@@ -67,7 +67,9 @@ def test_any_json_in_arg_json_gives_a_spec_or_an_allowed_error(tmp_path_factory,
 _LFN = st.text(alphabet=string.ascii_letters + string.digits + "._-", min_size=1, max_size=40).map(
     lambda s: "o" + s)
 _SCALARS = [a for a in ARGS if a.kind in (INT, STR, BOOL) and not a.output
-            and a.name not in ("mode", "modelFile", "help", "showPlatform", "argJSON", "dryRun")]
+            and a.name not in ("mode", "modelFile", "help", "showPlatform", "argJSON", "dryRun")
+            # the server's arguments are valid only together (tests/faults/test_faults_serving.py)
+            and a.group != "inference"]
 
 
 def _value_of(arg):

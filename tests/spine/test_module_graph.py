@@ -17,8 +17,8 @@ PACKAGES = ("payload", "wrapper")
 ROOMS = ("args", "cluster", "platform", "builds", "staging", "checkpoints", "step", "report")
 # The top-level modules every room may use; they import only each other.
 SHARED = ("causes", "console", "errors", "exitcodes", "jobfiles", "redact", "signals", "tokens")
-# The modules that run a job from end to end: they may import any room.
-DRIVERS = ("__main__", "flow", "main")
+# The modules that run a job from end to end (serve: the inference server a site runs): they may import any room.
+DRIVERS = ("__main__", "flow", "main", "serve")
 PAYLOAD_DOOR = {"payload", "payload.api"}
 
 

@@ -1,9 +1,9 @@
 """Models `dune-payload-serve` would never serve, on a real tritonserver (PyTriton), for fault tests.
 
 Run in the serve venv (PyTriton needs numpy<2); tests start it through the `triton_test_model`
-fixture of tests/serving/conftest.py, which waits for the ready line and stops it by PID:
+fixture of tests/support/triton.py, which waits for the ready line and stops it by PID:
 
-    .serve-venv/bin/python tests/support/triton_models.py --kind slow --delay 5 --grpcPort 18001 --httpPort 18000
+    .serve-venv/bin/python -m tests.support.triton_models --kind slow --delay 5 --grpcPort 18001 --httpPort 18000
 
 Kinds:
   wrong-shape     `images` of another shape and dtype (float16 [160,160,1]) than the contract's
@@ -21,12 +21,9 @@ import json
 import signal
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from payload.serving import IMAGE_SHAPE, PROBABILITY_SHAPE, use_own_libpython  # noqa: E402
-from payload.serving_contract import IMAGES, PROBABILITIES, PROVENANCE, PROVENANCE_KEYS  # noqa: E402
+from payload.serving import IMAGE_SHAPE, PROBABILITY_SHAPE, use_own_libpython
+from payload.serving_contract import IMAGES, PROBABILITIES, PROVENANCE, PROVENANCE_KEYS
 
 KINDS = ("wrong-shape", "slow", "no-provenance")
 WRONG_SHAPE = (160, 160, 1)
