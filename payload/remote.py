@@ -114,7 +114,7 @@ class TritonNetwork:
             self._client.get_model_metadata(self.name, self.version, headers=self._headers(),
                                             as_json=True, client_timeout=self.spec.timeout_s)
         except self._grpc_error() as err:
-            kind, detail = classify(err, connected=True)
+            kind, detail = classify(err, connected=False)
             if kind in ("not-found", "refused"):
                 raise self._error(kind, detail) from None
 
@@ -240,6 +240,10 @@ def classify(err, *, connected: bool) -> tuple[str, str]:
         return "too-large", f"{_short(text)}; lower --batchSize"
     if "queue" in low and ("exceed" in low or "full" in low) or "RESOURCE_EXHAUSTED" in status:
         return "overloaded", _short(text)
+    # A server going down unloads its models first: a model that served this job and is now "not at
+    # ready state" (or unknown, seen when PyTriton's process is killed) means the server is being lost.
+    if "not at ready state" in low or (connected and "unknown model" in low):
+        return ("lost" if connected else "not-ready"), _short(text)
     # Triton may answer an unknown model with UNAVAILABLE: the text decides before that status does.
     if "NOT_FOUND" in status or "unknown model" in low or "not found" in low:
         return "not-found", f"{_short(text)}; check --inferenceModel"
