@@ -1,6 +1,7 @@
 """Resume across retries (wrapper.checkpoints.resume): complete checkpoints only, local and S3 prefixes."""
 import json
 import shutil
+import threading
 
 import pytest
 
@@ -92,23 +93,49 @@ def test_task_token_in_the_prefix():
     assert info.value.exit_code == ec.ARG_ERROR and "PanDA_TaskID" in info.value.message
 
 
+class GatedStore(LocalStore):
+    """A local store whose first upload waits for the test: checkpoints queue behind it."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def put(self, name, files):
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(30)
+        super().put(name, files)
+
+
 def test_sync_uploads_in_the_background_keeps_the_newest_and_survives_payload_pruning(
         tmp_path, make_checkpoint, options):
     root = tmp_path / "p"
-    sync = start_sync(str(root), options.workdir, options, "tiny")
+    store = GatedStore(str(root))
+    sync = CheckpointSync(store, "tiny", options.workdir / ".checkpoint-upload")
     folders = [make_checkpoint(e) for e in (1, 2, 3)]
-    for folder in folders:
+    sync(folders[0])
+    shutil.rmtree(folders[0])   # the payload prunes its old checkpoints at once
+    assert store.entered.wait(30)   # epoch 1 is being uploaded
+    for folder in folders[1:]:
         sync(folder)
-        shutil.rmtree(folder)   # the payload prunes its old checkpoints at once
+        shutil.rmtree(folder)
+    store.release.set()
     assert sync.close(30)
-    assert sync.failed == [] and sync.uploaded[-1] == "ckpt-e0003-s0000000"
-    # checkpoints queued behind a running upload are skipped for the newest one
-    assert set(sync.uploaded) <= {f.name for f in folders} and len(sync.uploaded) >= 2
-    assert sorted(p.name for p in root.iterdir()) == sorted(sync.uploaded[-2:])
+    # epoch 2, queued behind a running upload, is skipped for the newest one
+    assert sync.failed == [] and sync.uploaded == ["ckpt-e0001-s0000000", "ckpt-e0003-s0000000"]
+    assert sorted(p.name for p in root.iterdir()) == sync.uploaded
     manifest = json.loads((root / "ckpt-e0003-s0000000" / MANIFEST).read_text())
     assert manifest["epoch"] == 3 and manifest["model_config"] == "tiny"
     assert {f["name"] for f in manifest["files"]} == {"model.npz", "optimizer.npz", "state.json"}
-    assert not (options.workdir / ".checkpoint-upload" / "ckpt-e0003-s0000000").exists()
+    assert not any((options.workdir / ".checkpoint-upload").iterdir())
+
+
+def test_start_sync_uploads_under_the_prefix_and_is_none_without_one(tmp_path, make_checkpoint, options):
+    assert start_sync(None, options.workdir, options, "tiny") is None
+    sync = start_sync(str(tmp_path / "p"), options.workdir, options, "tiny")
+    sync(make_checkpoint(1))
+    assert sync.close(30) and sync.uploaded == ["ckpt-e0001-s0000000"]
+    assert (tmp_path / "p" / "ckpt-e0001-s0000000" / MANIFEST).is_file()
 
 
 def test_resume_checkpoint_one_liner_without_prefix_or_with_resume_off(tmp_path, make_checkpoint, options):
