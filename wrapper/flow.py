@@ -26,7 +26,8 @@ from wrapper.cluster.workers import ClusterSpec
 from wrapper.console import log, stdout_to_devnull
 from wrapper.errors import JobStopped, OutputFileError, TimeLimitError, TrfError
 from wrapper.platform.cpu_share import cpu_share
-from wrapper.platform.detect import Platform, detect_platform, format_platform, with_usability
+from wrapper.platform.describe import format_platform
+from wrapper.platform.detect import Platform, detect_platform, with_usability
 from wrapper.platform.probe import detect_platform_apart
 from wrapper.platform.requirements import check_requirements
 from wrapper.report.jobreport import JobReport, abridged

@@ -30,7 +30,11 @@ or its JSON form: the GPUs the task's builds can use, see scripts/jedi/brokerage
 brokers only. The broker of every other VO (GenJobBroker) reads the task's `processingType`
 against each queue's `allowed_processing`/`excluded_processing`: GPU tasks get the processing
 types of `GPU_PROCESSING_TYPES`, which a DUNE GPU queue allows and a CPU queue excludes
-(docs/pilot.md, "GPU targeting"). `--site` pins the task to one queue (or a regular expression).
+(docs/pilot.md, "GPU targeting"). `--gpu amd`/`--gpu intel` (with `--gpu-arch` families or code
+targets, `--gpu-model` a pattern) ask the ATLAS brokers for that vendor's GPUs and give the task
+its vendor's processing types (`VENDOR_PROCESSING_TYPES`); what a broker cannot honour of that is
+printed as a warning naming the panda-server function (`hardware_warnings`). `--site` pins the
+task to one queue (or a regular expression).
 `--image` wraps every job in a container (`container_name` and a `--containerImage` word, never
 first: the pilot strips it only after a space; the trf ignores it if it arrives); without it jobs
 run on the node's own Python.
@@ -59,7 +63,7 @@ from wrapper.args.spec import parse_job_args
 from wrapper.jobfiles import LFN_RULE
 
 CPU_ARCHS = ("x86_64", "ppc64le", "aarch64")
-GPU_VENDORS = ("nvidia", "none")
+GPU_VENDORS = ("nvidia", "amd", "intel", "none")
 MODES = ("infer", "train")
 SAMPLE_TASK_ID = 4242
 DATASET_RULE = re.compile(r"^(?:[A-Za-z0-9_.\-]+:)?[A-Za-z0-9_.\-]+/?$")
@@ -72,13 +76,21 @@ EXIT_INVALID = 1      # the task itself is wrong (not a trf argument problem)
 EXIT_SUBMIT = 1
 
 
-def processing_type(mode: str, gpu: bool) -> str:
+def processing_type(mode: str, gpu: bool, vendor: str = "nvidia") -> str:
     """The task's processingType: what GenJobBroker matches against a queue's
-    allowed_processing / excluded_processing (GPU tasks have their own)."""
-    return f"dune-ml-{mode}" + ("-gpu" if gpu else "")
+    allowed_processing / excluded_processing (GPU tasks have their own, AMD and Intel ones theirs:
+    `dune-ml-infer-gpu-amd`; NVIDIA's keep the name queues already list)."""
+    if not gpu:
+        return f"dune-ml-{mode}"
+    return f"dune-ml-{mode}-gpu" + ("" if vendor == "nvidia" else f"-{vendor}")
 
 
-GPU_PROCESSING_TYPES = tuple(processing_type(mode, True) for mode in MODES)
+GPU_PROCESSING_TYPES = tuple(processing_type(mode, True) for mode in MODES)   # NVIDIA's
+# {vendor: its GPU processing types}: a queue of that vendor's GPUs allows them, every other queue
+# of the site excludes them (GenJobBroker compares whole strings: nothing else keeps them apart).
+VENDOR_PROCESSING_TYPES = {vendor: tuple(processing_type(mode, True, vendor) for mode in MODES)
+                           for vendor in GPU_VENDORS if vendor != "none"}
+ALL_GPU_PROCESSING_TYPES = tuple(t for types in VENDOR_PROCESSING_TYPES.values() for t in types)
 
 
 class TaskError(Exception):
@@ -119,7 +131,9 @@ class TaskRequest:
     files_per_job: int = 5
     max_files: Optional[int] = None
     cpu_arch: str = "x86_64"
-    gpu: str = "nvidia"
+    gpu: str = "nvidia"                    # the vendor: nvidia | amd | intel | none
+    gpu_archs: tuple = ()                  # --gpu-arch: microarchitectures or code targets (gfx90a)
+    gpu_model: Optional[str] = None        # --gpu-model: a pattern the GPU's model must match
     require_gpu: bool = True               # a GPU task's jobs refuse to run on the CPU (exit 69)
     gpu_memory_mb: Optional[int] = None
     base_platform: Optional[str] = None    # e.g. el9
@@ -183,11 +197,48 @@ def architecture(request: TaskRequest) -> str:
     if wants_gpu(request):
         model_file = request.model.value if request.model else None
         builds = request.builds or standard_builds(model_file, request.model_config, 1)
-        try:
-            gpu = brokerage.gpu_requirement(builds, request.gpu_memory_mb)
-        except ValueError as err:
-            raise TaskError(str(err)) from None
+        gpu = gpu_request(request, builds)
     return brokerage.architecture(request.cpu_arch, gpu, request.base_platform)
+
+
+def gpu_request(request: TaskRequest, builds: Sequence) -> brokerage.GpuRequirement:
+    """The GPU part of the hardware request; raises TaskError when no build fits it."""
+    try:
+        return brokerage.gpu_requirement(builds, request.gpu_memory_mb, request.gpu, request.gpu_archs,
+                                         request.gpu_model)
+    except ValueError as err:
+        raise TaskError(str(err)) from None
+
+
+def hardware_warnings(request: TaskRequest) -> list:
+    """What PanDA's brokers cannot honour of this GPU request (printed, the task is still made)."""
+    if not wants_gpu(request):
+        return []
+    if request.gpu_model:
+        try:
+            re.compile(request.gpu_model)
+        except re.error as err:
+            raise TaskError(f"--gpu-model {request.gpu_model!r} is not a regular expression: {err}") from None
+    model_file = request.model.value if request.model else None
+    builds = request.builds or standard_builds(model_file, request.model_config, 1)
+    notes = list(gpu_request(request, builds).warnings)
+    if request.gpu != "nvidia":
+        mine, label = "|".join(VENDOR_PROCESSING_TYPES[request.gpu]), brokerage.VENDOR_NAMES[request.gpu]
+        notes.append(
+            f"GenJobBroker (pandajedi/jedibrokerage/GenJobBroker.py, doBrokerage), the broker of every "
+            f"non-ATLAS VO, does not read `architecture`: this task reaches {label} GPUs only "
+            f"through processingType {processing_type(request.mode, True, request.gpu)}, compared as a "
+            f"whole string with the queues' CRIC catchall (SiteSpec.get_allowed_processing_types): "
+            f"the {label} queues need allowed_processing={mine}, and every other queue of their sites "
+            f"without an allowed_processing list must name them in excluded_processing (a CPU queue: "
+            f"{'|'.join(ALL_GPU_PROCESSING_TYPES)}); a queue excluding only "
+            f"{'|'.join(GPU_PROCESSING_TYPES)} takes this task")
+        notes.append(
+            "ATLAS brokers (AtlasBrokerUtils.JsonSoftwareCheck.check → match_gpu_spec) skip a queue with "
+            f"no worker_node_gpus record of an {label} GPU; pilot 3.11.5.1 records NVIDIA GPUs only "
+            "(pilot/util/workernode.py, get_workernode_gpu_map), so a queue has them only after the DUNE "
+            "pilot plugin (--pilot-user dune) has reported a finished job there")
+    return notes
 
 
 def _output(lfn_template: str, argument: str, dataset: str) -> dict:
@@ -238,7 +289,7 @@ def build_task_params(request: TaskRequest) -> dict:
         "vo": request.vo,
         "prodSourceLabel": request.prod_source_label,
         "taskType": "anal" if request.prod_source_label == "user" else "prod",
-        "processingType": processing_type(request.mode, gpu),
+        "processingType": processing_type(request.mode, gpu, request.gpu),
         "taskPriority": request.priority,
         "architecture": architecture(request),
         "transUses": "",
@@ -434,8 +485,9 @@ def check_architecture(text: str) -> None:
         if unknown or set(data.get("gpu_spec", {})) - GPU_SPEC_KEYS or not set(cpus) <= set(CPU_ARCHS):
             raise TaskError(f"architecture {text!r} is not a hardware request panda-server reads")
         return
-    if not re.fullmatch(r"(@[\w.\-]+)?#(" + "|".join(CPU_ARCHS) + r")(&nvidia(:vram>=\d+)?(:uarch=[\w ]+)?)?",
-                        text):
+    vendors = "|".join(v for v in GPU_VENDORS if v != "none")
+    if not re.fullmatch(r"(@[\w.\-]+)?#(" + "|".join(CPU_ARCHS) + r")(&(" + vendors +
+                        r")(:vram>=\d+)?(:uarch=[\w \-]+)?)?", text):
         raise TaskError(f"architecture {text!r} is not @base#cpu[&gpu[:vram>=MB][:uarch=NAME]] with "
                         f"cpu in {', '.join(CPU_ARCHS)}")
 
@@ -531,7 +583,16 @@ def parser() -> argparse.ArgumentParser:
                    help="input files per job (default: 5 for infer, all of them in one job for train)")
     p.add_argument("--max-files", type=int, help="use at most this many input files")
     p.add_argument("--cpu-arch", choices=CPU_ARCHS, default="x86_64")
-    p.add_argument("--gpu", choices=GPU_VENDORS, default="nvidia", help="GPU request (none: CPU queues)")
+    p.add_argument("--gpu", "--gpu-vendor", dest="gpu", choices=GPU_VENDORS, default="nvidia",
+                   help="GPU request: the vendor (none: CPU queues). amd and intel tasks get their own "
+                        "processingType (dune-ml-infer-gpu-amd, …) for GenJobBroker")
+    p.add_argument("--gpu-arch", action="append", default=[], metavar="NAME",
+                   help="only these GPU microarchitectures (repeatable or comma-separated): a family as "
+                        "the pilot plugin reports it ('CDNA 2', 'CDNA 3', 'Xe-HPC', 'Hopper') or a code "
+                        "target (gfx90a, gfx942, pvc), which the broker can only ask for as its family")
+    p.add_argument("--gpu-model", metavar="REGEX",
+                   help="only GPUs whose model matches this regular expression from its start, "
+                        "case-insensitive (panda-server's match_gpu_spec), e.g. 'AMD Instinct MI300A'")
     p.add_argument("--gpu-preferred", action="store_true",
                    help="GPU queues, but a job whose node has no GPU the framework can use runs on the "
                         "CPU instead of failing (no --requireGPU)")
@@ -615,6 +676,8 @@ def request_from(args: argparse.Namespace) -> TaskRequest:
     if args.mode == "infer" and not (model or manifest or args.inference_server):
         raise TaskError("infer tasks need --model-file or --model-dataset (or --build-manifest naming "
                         "the weights, or --inference-server)")
+    if (args.gpu_arch or args.gpu_model) and (args.gpu == "none" or args.inference_server):
+        raise TaskError("--gpu-arch and --gpu-model narrow a GPU request: this task asks for no GPU")
     files_per_job = args.files_per_job
     if files_per_job is None:
         files_per_job = 5 if args.mode == "infer" else 10000
@@ -622,6 +685,8 @@ def request_from(args: argparse.Namespace) -> TaskRequest:
         mode=args.mode, dataset=args.dataset, input_urls=input_urls(args), output_dataset=args.output_dataset,
         trf_url=args.trf_url, image=args.image, model=model, manifest=manifest, files_per_job=files_per_job,
         max_files=args.max_files, cpu_arch=args.cpu_arch, gpu=args.gpu, require_gpu=not args.gpu_preferred,
+        gpu_archs=tuple(a.strip() for arg in args.gpu_arch for a in arg.split(",") if a.strip()),
+        gpu_model=args.gpu_model,
         gpu_memory_mb=args.gpu_memory_mb,
         base_platform=args.base_platform, vo=args.vo, prod_source_label="managed" if args.prod else "user",
         working_group=args.working_group, site=args.site, cores=args.cores, ram_mb=args.ram_mb,
@@ -637,8 +702,11 @@ def main(argv: Sequence[str]) -> int:
     """Print the task's parameters, sample jobs' parameters, or submit it; the exit code."""
     args = parser().parse_args(argv)
     try:
-        params = build_task_params(request_from(args))
+        request = request_from(args)
+        params = build_task_params(request)
         validate(params)
+        for note in hardware_warnings(request):
+            print(f"jedi_task: warning: {note}", file=sys.stderr)
         if args.expand_sample is not None or args.sample_files:
             files = args.sample_files or sample_files(params, args.expand_sample)
             print(json.dumps(expand_sample(params, files), indent=1))

@@ -9,7 +9,8 @@ What keeps GPU work off the CPU queue is the one queue attribute GenJobBroker (t
 non-ATLAS VO) reads for this: the task's `processingType` against the queue's
 `allowed_processing` / `excluded_processing` (catchall words, `|`-separated; GenJobBroker.py, the
 "allowed/excluded processing type check"). scripts/jedi/task.py gives GPU tasks the processing types in
-its `GPU_PROCESSING_TYPES`; the GPU queue takes only those, the CPU queue refuses them.
+its `GPU_PROCESSING_TYPES` (NVIDIA's; AMD and Intel tasks get their own); the GPU queue, an NVIDIA
+one, takes only those, the CPU queue refuses every vendor's (`ALL_GPU_PROCESSING_TYPES`).
 
 `allow_no_pilot`: GenJobBroker skips queues with no pilot requests in the last 3 hours (the
 SiteData table the add_sub daemon fills from acquire_jobs). A fresh test server has had none;
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import json
 
-from scripts.jedi.task import GPU_PROCESSING_TYPES
+from scripts.jedi.task import ALL_GPU_PROCESSING_TYPES, GPU_PROCESSING_TYPES
 
 SITE = "DUNE_TEST"
 CPU_QUEUE = "DUNE_TEST_CPU"
@@ -29,11 +30,12 @@ GPU_QUEUE = "DUNE_TEST_GPU"
 def queue(name: str, *, gpu: bool, site: str = SITE) -> dict:
     """One queue's CRIC record: Harvester PUSH, the `mv` copytool, generic VO settings."""
     rule = "allowed_processing" if gpu else "excluded_processing"
+    types = GPU_PROCESSING_TYPES if gpu else ALL_GPU_PROCESSING_TYPES
     return {
         "nickname": name, "panda_resource": name, "siteid": name, "atlas_site": site,
         "site": site, "cloud": "NA", "vo_name": "dune", "state": "ACTIVE", "status": "online",
         "type": "unified", "pilot_manager": "Harvester", "harvester": "dune-local-harvester",
-        "catchall": f"allow_no_pilot,{rule}={'|'.join(GPU_PROCESSING_TYPES)}",
+        "catchall": f"allow_no_pilot,{rule}={'|'.join(types)}",
         "corecount": 0, "maxrss": 16000, "maxtime": 0, "mintime": 0, "maxwdir": 20000,
         "maxinputsize": 10000, "is_cvmfs": False, "container_type": "", "container_options": "",
         "copytools": {"mv": {"setup": ""}}, "acopytools": {"pr": ["mv"], "pw": ["mv"], "pl": ["mv"], "read_lan": ["mv"], "write_lan": ["mv"]},

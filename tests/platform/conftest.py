@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,9 +21,10 @@ import pytest
 
 from wrapper.platform.cpu import CPUInfo
 from wrapper.platform.framework import FrameworkInfo
-from wrapper.platform.detect import detect_platform, driver_problem, with_usability
+from wrapper.platform.detect import VISIBILITY_VARIABLES, detect_platform, driver_problem, with_usability
 
-from tests.support.fake_gpu import FIXTURES, fake_smi_environment, write_fake_smi
+from tests.support.fake_amdsmi import install_mi308x
+from tests.support.fake_gpu import FIXTURES, fake_smi_environment, machine_tools, write_fake_smi
 
 # Framework builds the selection table runs against (facts, not captures):
 # TensorFlow 2.21's GPU wheel (docs/design.md, 'GPU detection and builds'): CUDA 12.5,
@@ -38,6 +40,25 @@ TF_KEPLER = FrameworkInfo(name="tensorflow", version="2.3.4", backend="tensorflo
                           ptx=("compute_70",))
 TF_CPU = FrameworkInfo(name="tensorflow", version="2.21.0", backend="tensorflow", cuda_build=False,
                        cuda_version=None)
+# AMD and Intel builds. PyTorch's ROCm wheels carry the gfx targets its wheel builder sets
+# (pytorch/pytorch, .ci/docker/manywheel: PYTORCH_ROCM_ARCH="gfx900;gfx906;gfx908;gfx90a;gfx1030;gfx1100",
+# plus gfx942 from ROCm 6.0 on), so a ROCm 5.7 wheel has no code for an MI300A. TensorFlow's ROCm
+# wheels say they are ROCm builds (`is_rocm_build`) but not which targets; their device list is
+# the evidence, as JAX's is for CUDA. An XPU build carries the AOT targets it was built with
+# (TORCH_XPU_ARCH_LIST); one built for Arc B-series only ('bmg') has no code for a Max 1550 ('pvc').
+_PYTORCH_ROCM5_TARGETS = ("gfx900", "gfx906", "gfx908", "gfx90a", "gfx1030", "gfx1100")
+TORCH_ROCM61 = FrameworkInfo(name="torch", version="2.4.1+rocm6.1", backend="torch", cuda_build=False,
+                             cuda_version=None, rocm_build=True, rocm_version="6.1.40091",
+                             amd_targets=_PYTORCH_ROCM5_TARGETS + ("gfx942",))
+TORCH_ROCM57 = FrameworkInfo(name="torch", version="2.2.2+rocm5.7", backend="torch", cuda_build=False,
+                             cuda_version=None, rocm_build=True, rocm_version="5.7.31921",
+                             amd_targets=_PYTORCH_ROCM5_TARGETS)
+TF_ROCM_NO_DEVICES = FrameworkInfo(name="tensorflow", version="2.16.2", backend="tensorflow",
+                                   cuda_build=False, cuda_version=None, rocm_build=True,
+                                   rocm_version="6.1")
+TORCH_XPU = FrameworkInfo(name="torch", version="2.5.1+xpu", backend="torch", cuda_build=False,
+                          cuda_version=None, xpu_build=True, xpu_targets=("pvc",))
+TORCH_XPU_BMG_ONLY = replace(TORCH_XPU, version="2.8.0+site", xpu_targets=("bmg",))
 
 # CPUs for the selection table: the flags of this host's AMD EPYC and the H200 machine's Xeon
 # (fixtures/cpuinfo_epyc_kvm.txt, fixtures/h200_driver580/platform_jax.json), a Haswell-class
@@ -56,10 +77,14 @@ def smi_log(tmp_path) -> Path:
 
 @pytest.fixture
 def fake_smi(tmp_path, monkeypatch, smi_log):
-    """Put the named machine's nvidia-smi first and alone on PATH; returns a reader of its calls."""
-    bin_dir = write_fake_smi(tmp_path / "bin")
+    """Put the named machine's GPU tools (those its responses.json answers for: nvidia-smi,
+    amd-smi, rocm-smi, xpu-smi) first and alone on PATH; returns a reader of their calls."""
+    bin_dir = tmp_path / "bin"
 
     def install(machine: str):
+        write_fake_smi(bin_dir, machine_tools(machine))
+        if (FIXTURES / machine / "amdsmi_asic_info.json").exists():
+            install_mi308x(monkeypatch)   # the one machine captured through the library
         for name, value in fake_smi_environment(machine, smi_log).items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("PATH", str(bin_dir))
@@ -82,9 +107,13 @@ def no_smi(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    """Every test starts with CUDA_VISIBLE_DEVICES unset and the TensorFlow backend."""
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+def clean_env(monkeypatch, tmp_path):
+    """Every test starts with every visible-devices variable unset and the TensorFlow backend, and
+    no AMD library or ROCm install of this host can answer (`fake_smi` installs a machine's own)."""
+    for name in VISIBILITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(sys.modules, "amdsmi", None)          # import amdsmi → ImportError
+    monkeypatch.setenv("ROCM_PATH", str(tmp_path / "no-rocm"))
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
 
 

@@ -15,7 +15,7 @@ from tests.platform.conftest import CPU_POWER9, CPU_XEON_AMX, TF_GPU, platform_o
 
 def manifest(memory_mb):
     big = Build("gpu-big", "m.keras", "float32", 32, "paper", Requirements(device="gpu", min_gpu_memory_mb=memory_mb))
-    return Manifest(1, "m", "1", (big,) + standard_builds("m.keras", "paper", 8))
+    return Manifest(2, "m", "1", (big,) + standard_builds("m.keras", "paper", 8))
 
 
 @pytest.mark.parametrize("machine, cpu, memory_mb, chosen, reason", [

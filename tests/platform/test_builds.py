@@ -10,12 +10,27 @@ from wrapper import exitcodes as ec
 from wrapper.builds.selection import (Build, Manifest, Requirements, default_manifest, load_manifest,
                             manifest_from_json, select_build, standard_builds)
 from wrapper.errors import InputFileError, SetupError
-from wrapper.platform.detect import format_platform
+from wrapper.platform.describe import format_platform
 
 from tests.platform.conftest import (CPU_EPYC, CPU_POWER9, CPU_X86_PLAIN, CPU_XEON_AMX, TF_CPU, TF_GPU,
-                                     TF_GPU_CUDA123, TF_KEPLER, platform_of)
+                                     TF_GPU_CUDA123, TF_KEPLER, TF_ROCM_NO_DEVICES, TORCH_ROCM57,
+                                     TORCH_ROCM61, TORCH_XPU, TORCH_XPU_BMG_ONLY, platform_of)
 
 STANDARD = default_manifest("s3://dune-models/tiramisu/v3/model.keras", "paper", 8)
+# The standard builds as a version-1 manifest said them (before vendors): every GPU build NVIDIA's.
+VERSION_1 = manifest_from_json({"schema_version": 1, "model": "m", "model_version": "1", "builds": [
+    {"name": "gpu-fp32", "weights_uri": None, "precision": "float32", "batch_size": 8,
+     "model_config": "paper", "requires": {"device": "gpu"}},
+    {"name": "cpu-fp32", "weights_uri": None, "precision": "float32", "batch_size": 8,
+     "model_config": "paper", "requires": {"device": "cpu"}}]})
+# A version-2 manifest of a site with builds per AMD generation.
+AMD_MANIFEST = manifest_from_json({"schema_version": 2, "model": "m", "model_version": "2", "builds": [
+    {"name": "mi300", "weights_uri": None, "precision": "mixed_bfloat16", "batch_size": 32,
+     "model_config": "paper", "requires": {"device": "gpu", "vendor": ["amd"], "gpu_arch": ["gfx942"]}},
+    {"name": "mi200", "weights_uri": None, "precision": "mixed_bfloat16", "batch_size": 16,
+     "model_config": "paper", "requires": {"device": "gpu", "vendor": ["amd"], "gpu_arch": ["gfx90a"]}},
+    {"name": "cpu", "weights_uri": None, "precision": "float32", "batch_size": 4,
+     "model_config": "paper", "requires": {"device": "cpu"}}]})
 
 
 def only(*names):
@@ -28,7 +43,7 @@ def with_build(manifest, **changes):
     return replace(manifest, builds=(extra,) + manifest.builds)
 
 
-# machine (None: no nvidia-smi), framework, cpu, manifest, select_build kwargs, env
+# machine (None: no GPU tool), framework, cpu, manifest, select_build kwargs, env
 #   → (build, device, gpu indices, {skipped build: reason fragment}) or SetupError fragments
 TABLE = [
     ("kepler-current-tf-falls-to-cpu", "k80_driver410", TF_GPU, CPU_X86_PLAIN, STANDARD, {}, {},
@@ -72,7 +87,7 @@ TABLE = [
     ("build-override-gpu-on-kepler", "k80_driver410", TF_GPU, CPU_EPYC, STANDARD,
      {"build_name": "gpu-bf16"}, {}, ["builds tried: gpu-bf16: no usable GPU"]),
     ("build-override-unknown", "h200_driver580", TF_GPU, CPU_EPYC, STANDARD, {"build_name": "gpu-int8"}, {},
-     ["--build=gpu-int8: no such build", "gpu-bf16, gpu-fp16, gpu-fp32, cpu-bf16, cpu-fp32"]),
+     ["--build=gpu-int8: no such build", "gpu-bf16, gpu-fp16, amd-bf16, amd-fp16, intel-bf16, gpu-fp32, cpu-bf16, cpu-fp32"]),
     ("gpu-only-manifest-on-v100", "v100_driver580", TF_GPU, CPU_EPYC, only("gpu-bf16"), {}, {},
      ["no usable build", "GPU 0 Tesla V100-SXM2-16GB (cc 7.0); GPU 1 Tesla V100-SXM2-16GB (cc 7.0)",
       "gpu-bf16: needs cc ≥ 8.0 (GPU 0 has cc 7.0, GPU 1 has cc 7.0)"]),
@@ -89,6 +104,51 @@ TABLE = [
      ("cpu-bf16", "cpu", [], {"special": "needs tensorflow ≥ 2.22, found 2.21.0"})),
     ("min-framework-met", None, TF_CPU, CPU_EPYC, with_build(STANDARD, min_framework="2.16.1"), {}, {},
      ("special", "cpu", [], {})),
+    # AMD nodes: an MI210 (amd-smi), one MI250X GCD (rocm-smi), three MI308X (the amdsmi library)
+    ("mi210-rocm-torch-bf16", "mi210_rocm7", TORCH_ROCM61, CPU_EPYC, STANDARD, {}, {},
+     ("amd-bf16", "gpu", [0], {"gpu-bf16": "needs an NVIDIA GPU (here: AMD Instinct MI210)"})),
+    ("mi210-cuda-tf-requiregpu", "mi210_rocm7", TF_GPU, CPU_EPYC, STANDARD, {"require_gpu": True}, {},
+     ["AMD GPU 0 AMD Instinct MI210 (gfx90a) not usable: tensorflow 2.21.0 is not a ROCm build (CUDA 12.5.1",
+      "amd-bf16: no usable GPU"]),
+    ("mi210-cpu-tf-falls-to-cpu", "mi210_rocm7", TF_CPU, CPU_EPYC, STANDARD, {}, {},
+     ("cpu-bf16", "cpu", [], {"amd-bf16": "no usable GPU"})),
+    ("mi210-rocm-tf-without-devices", "mi210_rocm7", TF_ROCM_NO_DEVICES, CPU_EPYC, STANDARD,
+     {"require_gpu": True}, {}, ["not usable: tensorflow 2.16.2 lists no AMD GPU"]),
+    ("mi210-rocr-visible-none", "mi210_rocm7", TORCH_ROCM61, CPU_EPYC, STANDARD, {},
+     {"ROCR_VISIBLE_DEVICES": ""}, ("cpu-bf16", "cpu", [], {"amd-bf16": "no GPU"})),
+    ("mi210-version-1-manifest-is-nvidia-only", "mi210_rocm7", TORCH_ROCM61, CPU_EPYC, VERSION_1, {}, {},
+     ("cpu-fp32", "cpu", [], {"gpu-fp32": "needs an NVIDIA GPU"})),
+    ("mi210-version-2-amd-builds", "mi210_rocm7", TORCH_ROCM61, CPU_EPYC, AMD_MANIFEST, {}, {},
+     ("mi200", "gpu", [0], {"mi300": "needs gfx942 (AMD GPU 0 has gfx90a)"})),
+    ("mi210-force-an-nvidia-build", "mi210_rocm7", TORCH_ROCM61, CPU_EPYC, STANDARD,
+     {"build_name": "gpu-bf16"}, {}, ["gpu-bf16: needs an NVIDIA GPU"]),
+    ("mi250x-gcd-rocm57-torch", "mi250x_rocm6", TORCH_ROCM57, CPU_EPYC, STANDARD, {}, {},
+     ("amd-bf16", "gpu", [0], {})),
+    ("mi308x-rocm61-torch-bf16", "mi308x_amdsmi", TORCH_ROCM61, CPU_XEON_AMX, STANDARD, {}, {},
+     ("amd-bf16", "gpu", [0, 1, 2], {})),
+    ("mi308x-version-2-amd-builds", "mi308x_amdsmi", TORCH_ROCM61, CPU_XEON_AMX, AMD_MANIFEST, {}, {},
+     ("mi300", "gpu", [0, 1, 2], {})),
+    ("mi308x-rocm57-torch-lacks-gfx942", "mi308x_amdsmi", TORCH_ROCM57, CPU_XEON_AMX, STANDARD,
+     {"require_gpu": True}, {},
+     ["AMD GPU 0 AMD Instinct MI308X OAM (gfx942) not usable: torch 2.2.2+rocm5.7 has no code for gfx942 "
+      "(carries gfx900, gfx906, gfx908, gfx90a, gfx1030, gfx1100)", "ROCm 5.7.31921"]),
+    ("mi308x-hip-visible-second", "mi308x_amdsmi", TORCH_ROCM61, CPU_XEON_AMX, STANDARD, {},
+     {"HIP_VISIBLE_DEVICES": "1"}, ("amd-bf16", "gpu", [1], {})),
+    ("amd-driver-not-loaded", "amd_driver_failure", TORCH_ROCM61, CPU_EPYC, STANDARD, {}, {},
+     ("cpu-bf16", "cpu", [], {"amd-bf16": "no GPU"})),
+    # Intel: six Data Center GPU Max 1550 of an Aurora node (xpu-smi)
+    ("max1550-xpu-torch-bf16", "max1550_aurora", TORCH_XPU, CPU_XEON_AMX, STANDARD, {}, {},
+     ("intel-bf16", "gpu", [0, 1, 2, 3, 4, 5], {"amd-bf16": "needs an AMD GPU (here: 6 × Intel(R) "
+                                                 "Data Center GPU Max 1550)"})),
+    ("max1550-build-without-pvc", "max1550_aurora", TORCH_XPU_BMG_ONLY, CPU_XEON_AMX, STANDARD,
+     {"require_gpu": True}, {}, ["Intel GPU 0 Intel(R) Data Center GPU Max 1550 (pvc) not usable: "
+                                 "torch 2.8.0+site has no code for pvc (carries bmg)"]),
+    ("max1550-rocm-torch", "max1550_aurora", TORCH_ROCM61, CPU_XEON_AMX, STANDARD, {}, {},
+     ("cpu-bf16", "cpu", [], {"intel-bf16": "no usable GPU"})),
+    ("max1550-affinity-one-card", "max1550_aurora", TORCH_XPU, CPU_XEON_AMX, STANDARD, {},
+     {"ZE_FLAT_DEVICE_HIERARCHY": "COMPOSITE", "ZE_AFFINITY_MASK": "3"}, ("intel-bf16", "gpu", [3], {})),
+    ("intel-driver-failure", "intel_driver_failure", TORCH_XPU, CPU_XEON_AMX, STANDARD, {}, {},
+     ("cpu-bf16", "cpu", [], {"intel-bf16": "no GPU"})),
 ]
 
 
@@ -174,9 +234,11 @@ def test_show_platform_text(fake_smi, nvml_absent):
 
 def test_default_manifest():
     manifest = default_manifest("/data/model.keras", "small", 4)
-    assert [b.name for b in manifest.builds] == ["gpu-bf16", "gpu-fp16", "gpu-fp32", "cpu-bf16", "cpu-fp32"]
-    assert [b.precision for b in manifest.builds] == ["mixed_bfloat16", "mixed_float16", "float32",
-                                                       "mixed_bfloat16", "float32"]
+    assert [b.name for b in manifest.builds] == ["gpu-bf16", "gpu-fp16", "amd-bf16", "amd-fp16",
+                                                 "intel-bf16", "gpu-fp32", "cpu-bf16", "cpu-fp32"]
+    assert [b.precision for b in manifest.builds] == [
+        "mixed_bfloat16", "mixed_float16", "mixed_bfloat16", "mixed_float16", "mixed_bfloat16",
+        "float32", "mixed_bfloat16", "float32"]
     assert {(b.weights_uri, b.model_config, b.batch_size) for b in manifest.builds} == \
         {("/data/model.keras", "small", 4)}
     assert manifest.build("gpu-fp16").requires.max_cc == (7, 9)
@@ -202,7 +264,13 @@ def _mutated(change):
 
 
 @pytest.mark.parametrize("change, fragment", [
-    (lambda d: d.update(schema_version=2), "schema_version 2 is not supported (this wrapper reads 1)"),
+    (lambda d: d.update(schema_version=3), "schema_version 3 is not supported (this wrapper reads 1 and 2)"),
+    (lambda d: d.update(schema_version=1), "vendor need schema_version 2"),
+    (lambda d: d["builds"][2]["requires"].update(vendor=["arm"]), "vendor must be among nvidia, amd, intel"),
+    (lambda d: d["builds"][2]["requires"].update(min_cc="9.0"), "a compute capability is NVIDIA's"),
+    (lambda d: d["builds"][0]["requires"].update(gpu_arch=["gfx90a"]), "gpu_arch names AMD or Intel targets"),
+    (lambda d: d["builds"][2]["requires"].update(gpu_arch=["GFX 90a"]), "lower-case targets like 'gfx90a'"),
+    (lambda d: d["builds"][6]["requires"].update(vendor=["amd"]), "a CPU build cannot require a GPU vendor"),
     (lambda d: d.pop("schema_version"), "schema_version None is not supported"),
     (lambda d: d.update(builds=[]), "'builds' must be a non-empty list"),
     (lambda d: d.update(extra=1), "unknown top-level keys ['extra']"),
@@ -213,7 +281,7 @@ def _mutated(change):
     (lambda d: d["builds"][1].update(name="gpu-bf16"), "unique: gpu-bf16 repeated"),
     (lambda d: d["builds"][0]["requires"].update(min_cc="eight"), "min_cc must be 'major.minor'"),
     (lambda d: d["builds"][1]["requires"].update(min_cc="8.0"), "min_cc 8.0 is above max_cc 7.9"),
-    (lambda d: d["builds"][3]["requires"].update(min_cc="8.0"), "a CPU build cannot require"),
+    (lambda d: d["builds"][6]["requires"].update(min_cc="8.0"), "a CPU build cannot require"),
     (lambda d: d["builds"][0]["requires"].update(device="tpu"), "device 'tpu' is not one of"),
     (lambda d: d["builds"][0]["requires"].update(backend=["mxnet"]), "backend must be among"),
     (lambda d: d["builds"][0]["requires"].update(gpus=2), "unknown requirement keys ['gpus']"),

@@ -14,7 +14,8 @@ import pytest
 from wrapper.platform.cpu import read_cpu
 from wrapper.platform.framework import arch_cc, probe_framework, split_archs
 from wrapper.platform.gpus import apply_visible_devices, cc_from_name, parse_smi_cuda_version
-from wrapper.platform.detect import detect_platform, driver_problem, format_platform, usable_gpus
+from wrapper.platform.describe import format_platform
+from wrapper.platform.detect import detect_platform, driver_problem, usable_gpus
 
 from tests.platform.conftest import FIXTURES, TF_GPU, TF_GPU_CUDA123, TF_KEPLER, platform_of
 
@@ -149,10 +150,10 @@ def test_nvml_and_nvidia_smi_agree_on_the_h200(nvml_machine, fake_smi, monkeypat
     here = by_nvml.to_report()
     for key in ("source", "driver_version", "cuda_driver_version", "detected_gpus"):
         assert here[key] == on_device["platform"][key], key
-    # the capture predates the microarchitecture name in the report
-    assert [{k: v for k, v in g.items() if k != "architecture"} for g in here["gpus"]] == \
+    # the capture predates the microarchitecture name and the vendor in the report
+    assert [{k: v for k, v in g.items() if k not in ("architecture", "vendor")} for g in here["gpus"]] == \
         on_device["platform"]["gpus"]
-    assert [g["architecture"] for g in here["gpus"]] == ["Hopper"]
+    assert [(g["architecture"], g["vendor"]) for g in here["gpus"]] == [("Hopper", "nvidia")]
 
 
 def test_h200_query_of_the_brief_matches_the_wrapper_query():
@@ -236,7 +237,7 @@ def test_mig_mode_without_devices_is_not_usable(nvml_machine, no_smi):
     platform = detect_platform(probe_framework=False)
     empty = with_usability(replace(platform, gpus=(replace(platform.gpus[0], mig_devices=()),)))
     assert usable_gpus(empty) == ()
-    assert "no MIG device is configured" in dict(empty.unusable)[0]
+    assert "no MIG device is configured" in dict(empty.unusable)[("nvidia", 0)]
 
 
 def test_index_order_warning_only_for_mixed_models():
@@ -281,7 +282,7 @@ def test_usable_gpus(machine, framework, usable, reason, fake_smi, nvml_absent):
     platform = platform_of(framework)
     assert [g.index for g in usable_gpus(platform)] == usable
     reasons = dict(platform.unusable)
-    assert (reason is None and not reasons) or reason in reasons[0]
+    assert (reason is None and not reasons) or reason in reasons[("nvidia", 0)]
 
 
 def test_driver_problem_texts():
@@ -406,7 +407,7 @@ def test_unknown_backend_is_a_problem():
 
 def test_dry_detection_imports_no_framework():
     """detect_platform(probe_framework=False) must leave TensorFlow, Keras, JAX and torch unloaded."""
-    code = ("import sys; from wrapper.platform.detect import detect_platform, format_platform; "
+    code = ("import sys; from wrapper.platform.detect import detect_platform; from wrapper.platform.describe import format_platform; "
             "from wrapper.builds.selection import default_manifest, select_build; "
             "p = detect_platform(probe_framework=False); "
             "select_build(p, default_manifest(None, 'small', 4)); format_platform(p); "

@@ -32,7 +32,8 @@ def test_publish_to_local_directory(model_file, tmp_path, capsys):
     manifest = load_manifest(dest / "manifest.json")
     published = dest.resolve() / model_file.name
     assert published.read_bytes() == model_file.read_bytes()
-    assert [b.name for b in manifest.builds] == ["gpu-bf16", "gpu-fp16", "gpu-fp32", "cpu-bf16", "cpu-fp32"]
+    assert [b.name for b in manifest.builds] == ["gpu-bf16", "gpu-fp16", "amd-bf16", "amd-fp16",
+                                                 "intel-bf16", "gpu-fp32", "cpu-bf16", "cpu-fp32"]
     assert {(b.weights_uri, b.model_config, b.batch_size) for b in manifest.builds} == {(str(published), "tiny", 4)}
     assert manifest.model_version == hashlib.sha256(model_file.read_bytes()).hexdigest()[:12]
     assert sorted(p.name for p in dest.iterdir()) == ["manifest.json", model_file.name]
@@ -84,5 +85,5 @@ def test_command_line(model_file, tmp_path):
     done = subprocess.run([sys.executable, "-m", "scripts.tools.make_manifest", str(model_file), "--dest", str(tmp_path / "cli")],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "builds: gpu-bf16, gpu-fp16, gpu-fp32, cpu-bf16, cpu-fp32" in done.stdout
+    assert "builds: gpu-bf16, gpu-fp16, amd-bf16, amd-fp16, intel-bf16, gpu-fp32, cpu-bf16, cpu-fp32" in done.stdout
     assert load_manifest(tmp_path / "cli" / "manifest.json").builds[0].model_config == "tiny"

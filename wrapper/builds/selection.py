@@ -16,7 +16,10 @@ from wrapper.builds.manifest import (
     BACKENDS, BF16_CPU_FEATURES, DEVICES, MODEL_NAME, PRECISIONS, SCHEMA_VERSION, Build, Manifest,
     Requirements, default_manifest, load_manifest, manifest_from_json, redact_uri, standard_builds,
 )
-from wrapper.platform.detect import Platform, format_platform, unusable_reason, usable_gpus
+from wrapper.platform.describe import format_platform
+from wrapper.platform.detect import Platform, usable_gpus
+from wrapper.platform.gpu_record import VENDOR_NAMES
+from wrapper.platform.usability import base_target, unusable_reason
 
 __all__ = [
     "BACKENDS", "BF16_CPU_FEATURES", "DEVICES", "MODEL_NAME", "PRECISIONS", "SCHEMA_VERSION", "Build",
@@ -48,6 +51,8 @@ def _version_tuple(text: str) -> tuple:
 
 
 def _cc_range_text(req: Requirements) -> str:
+    if req.gpu_arch:
+        return "/".join(req.gpu_arch)
     if req.min_cc and req.max_cc:
         return "cc %d.%d–%d.%d" % (req.min_cc + req.max_cc)
     if req.min_cc:
@@ -56,6 +61,10 @@ def _cc_range_text(req: Requirements) -> str:
 
 
 def _in_cc_range(gpu, req: Requirements) -> bool:
+    """Whether the GPU's architecture is one the build asks for: NVIDIA's compute capability in
+    [min_cc, max_cc], an AMD or Intel target in gpu_arch."""
+    if req.gpu_arch:
+        return gpu.gpu_arch is not None and base_target(gpu.gpu_arch) in req.gpu_arch
     cc = gpu.compute_capability
     if req.min_cc is None and req.max_cc is None:
         return True
@@ -69,23 +78,29 @@ def _describe_gpus(platform: Platform) -> str:
         why = f" ({platform.problems[0]})" if platform.problems and platform.source == "none" else ""
         return f"no GPU visible{why}"
     reasons = dict(platform.unusable) or {
-        g.index: unusable_reason(g, platform.framework, platform.cuda_driver_version)
+        g.key: unusable_reason(g, platform.framework, platform.cuda_driver_version)
         for g in platform.gpus}
     parts = []
     for gpu in platform.gpus:
-        why = reasons.get(gpu.index)
-        parts.append(f"GPU {gpu.index} {gpu.name} (cc {gpu.cc_text})"
+        why = reasons.get(gpu.key)
+        parts.append(f"{gpu.label} {gpu.name} ({gpu.arch_text})"
                      + (f" not usable: {why}" if why else ""))
     return "; ".join(parts)
+
+
+def _models(gpus) -> str:
+    """'AMD Instinct MI210' or '6 × Intel(R) Data Center GPU Max 1550': the GPU models, counted."""
+    names = [g.name for g in gpus]
+    return ", ".join(f"{names.count(n)} × {n}" if names.count(n) > 1 else n for n in dict.fromkeys(names))
 
 
 def _framework_text(platform: Platform) -> str:
     fw = platform.framework
     if fw is None:
         return "framework not probed"
-    if not fw.cuda_build:
+    if not (fw.cuda_build or fw.rocm_build or fw.xpu_build):
         return f"{fw.name} {fw.version} is not a CUDA build"
-    return f"{fw.name} {fw.version} (CUDA {fw.cuda_version or '?'}) carries {fw.arch_text}"
+    return f"{fw.name} {fw.version} ({fw.stack_text}) carries {fw.arch_text}"
 
 
 def select_build(platform: Platform, manifest: Manifest, *, build_name: Optional[str] = None,
@@ -152,26 +167,13 @@ def _try_build(build: Build, platform: Platform, gpus: tuple, device: str, gpu_o
     reasons = []
     for place in places:
         misses = list(preferences)
-        notes = []
+        notes: list = []
         if place == "gpu":
-            if not gpus:
-                reasons.append("no usable GPU" if platform.gpus else "no GPU")
+            hard, fitting, gpu_misses, notes = _gpu_fit(req, platform, gpus)
+            if hard:
+                reasons.append(hard)
                 continue
-            fitting = tuple(g for g in gpus if _in_cc_range(g, req))
-            if not fitting:
-                have = ", ".join(f"GPU {g.index} has cc {g.cc_text}" for g in gpus)
-                misses.append(f"needs {_cc_range_text(req)} ({have})")
-                fitting = gpus
-            elif len(fitting) < len(gpus):
-                notes.append("runs on GPU " + ", ".join(str(g.index) for g in fitting)
-                             + f" only: the others are outside {_cc_range_text(req)}")
-            if req.min_gpu_memory_mb:
-                roomy = tuple(g for g in fitting if g.memory_mib is None or g.memory_mib >= req.min_gpu_memory_mb)
-                if not roomy:
-                    misses.append(f"needs {req.min_gpu_memory_mb} MiB of GPU memory ("
-                                  + ", ".join(f"GPU {g.index} has {g.memory_mib}" for g in fitting) + ")")
-                else:
-                    fitting = roomy
+            misses += gpu_misses
         else:
             fitting = ()
             if req.cpu_features and not set(req.cpu_features) & platform.cpu.features:
@@ -183,3 +185,30 @@ def _try_build(build: Build, platform: Platform, gpus: tuple, device: str, gpu_o
         return Selection(build, place, fitting, (), tuple(notes))
     return "; ".join(dict.fromkeys(reasons))
 
+
+def _gpu_fit(req: Requirements, platform: Platform, gpus: tuple) -> tuple:
+    """Where on the usable `gpus` a build may run: (hard reason or None, the GPUs it fits, its
+    misses (preferences --build overrides), notes). Another vendor's GPUs are a hard miss."""
+    if not gpus:
+        return ("no usable GPU" if platform.gpus else "no GPU"), (), [], []
+    ours = tuple(g for g in gpus if not req.vendor or g.vendor in req.vendor)
+    if not ours:
+        return (f"needs an {'/'.join(VENDOR_NAMES[v] for v in req.vendor)} GPU "
+                f"(here: {_models(gpus)})"), (), [], []
+    misses, notes = [], []
+    fitting = tuple(g for g in ours if _in_cc_range(g, req))
+    if not fitting:
+        have = ", ".join(f"{g.label} has {g.arch_text}" for g in ours)
+        misses.append(f"needs {_cc_range_text(req)} ({have})")
+        fitting = ours
+    elif len(fitting) < len(ours):
+        notes.append("runs on " + ", ".join(g.label for g in fitting)
+                     + f" only: the others are outside {_cc_range_text(req)}")
+    if req.min_gpu_memory_mb:
+        roomy = tuple(g for g in fitting if g.memory_mib is None or g.memory_mib >= req.min_gpu_memory_mb)
+        if not roomy:
+            misses.append(f"needs {req.min_gpu_memory_mb} MiB of GPU memory ("
+                          + ", ".join(f"{g.label} has {g.memory_mib}" for g in fitting) + ")")
+        else:
+            fitting = roomy
+    return None, fitting, misses, notes

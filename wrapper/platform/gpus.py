@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import csv
 import re
-import shutil
-import subprocess
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
-from wrapper.platform import gpu_architectures
-SMI_TIMEOUT_S = 30
+from wrapper.platform.gpu_record import GPU, MIGDevice, GpuReading, first_line, run_tool, which
 
 # The query the nvidia-smi fallback asks. compute_cap (drivers ≥ 510) and mig.mode.current
 # (drivers ≥ 450) are dropped when an older nvidia-smi rejects them; the others are very old.
@@ -48,58 +45,6 @@ CC_BY_NAME: tuple[tuple[str, tuple[int, int]], ...] = (
     (r"\b(GB|B)(100|200|300)\b", (10, 0)),
     (r"RTX 50[5-9]0|RTX PRO \d{4} Blackwell", (12, 0)),
 )
-
-
-@dataclass(frozen=True)
-class MIGDevice:
-    """One MIG slice of a GPU; `uuid` is what CUDA_VISIBLE_DEVICES names it by."""
-
-    index: int
-    uuid: Optional[str]
-    profile: Optional[str] = None        # e.g. "1g.10gb"
-    memory_mib: Optional[int] = None
-
-    def to_report(self) -> dict:
-        return {"index": self.index, "uuid": self.uuid, "profile": self.profile,
-                "memory_mib": self.memory_mib}
-
-
-@dataclass(frozen=True)
-class GPU:
-    """One physical GPU. `index` is NVML's (PCI order); `mig_devices` the slices CUDA will see."""
-
-    index: int
-    name: str
-    uuid: Optional[str]
-    compute_capability: Optional[tuple]
-    memory_mib: Optional[int]
-    mig_mode: Optional[bool]
-    mig_devices: tuple = ()
-    pci_bus_id: Optional[str] = None
-    cc_source: Optional[str] = None      # nvml | nvidia-smi | name-table | framework
-
-    @property
-    def cc_text(self) -> str:
-        return "unknown" if self.compute_capability is None else "%d.%d" % self.compute_capability
-
-    def to_report(self) -> dict:
-        return {"index": self.index, "name": self.name, "uuid": self.uuid,
-                "compute_capability": self.cc_text, "cc_source": self.cc_source,
-                "architecture": gpu_architectures.name_of(self.compute_capability, self.name),
-                "memory_mib": self.memory_mib, "mig_mode": self.mig_mode,
-                "mig_devices": [m.to_report() for m in self.mig_devices],
-                "pci_bus_id": self.pci_bus_id}
-
-
-@dataclass(frozen=True)
-class GpuReading:
-    """What one source said: GPUs, driver and CUDA driver version, and what went wrong."""
-
-    source: str
-    gpus: tuple
-    driver_version: Optional[str]
-    cuda_driver_version: Optional[str]
-    problems: tuple = field(default_factory=tuple)
 
 
 def cc_from_name(name: str) -> Optional[tuple]:
@@ -209,51 +154,34 @@ def read_nvidia_smi(*, need_uuids: bool = False) -> tuple:
     `need_uuids` also runs `nvidia-smi -L` (for UUIDs in CUDA_VISIBLE_DEVICES); it runs anyway when
     a GPU is in MIG mode, since only -L names the MIG devices.
     """
-    exe = shutil.which("nvidia-smi")
+    exe = which("nvidia-smi")
     if exe is None:
         return None, ("nvidia-smi: not found on PATH",)
     problems: list = []
     fields = list(SMI_FIELDS)
     while True:
-        rc, out = _run([exe, "--query-gpu=" + ",".join(fields), "--format=csv,noheader,nounits"])
+        rc, out = run_tool([exe, "--query-gpu=" + ",".join(fields), "--format=csv,noheader,nounits"])
         invalid = _INVALID_FIELD.search(out)
         if rc != 0 and invalid and invalid.group(1) in SMI_OPTIONAL_FIELDS and invalid.group(1) in fields:
             fields.remove(invalid.group(1))
             continue
         break
     if rc != 0:
-        return None, (f"nvidia-smi: exit {rc}: {_first_line(out)}",)
+        return None, (f"nvidia-smi: exit {rc}: {first_line(out)}",)
     gpus, driver = parse_smi_query(out, fields)
     if not gpus:
         return None, ("nvidia-smi: lists no GPU",)
-    rc, header = _run([exe])
+    rc, header = run_tool([exe])
     cuda = parse_smi_cuda_version(header) if rc == 0 else None
     if cuda is None:
-        problems.append(f"nvidia-smi: no CUDA version in its summary (exit {rc}): {_first_line(header)}")
+        problems.append(f"nvidia-smi: no CUDA version in its summary (exit {rc}): {first_line(header)}")
     if need_uuids or any(g.mig_mode for g in gpus):
-        rc, listing = _run([exe, "-L"])
+        rc, listing = run_tool([exe, "-L"])
         if rc == 0:
             gpus = merge_smi_listing(gpus, listing)
         else:
-            problems.append(f"nvidia-smi -L: exit {rc}: {_first_line(listing)}")
+            problems.append(f"nvidia-smi -L: exit {rc}: {first_line(listing)}")
     return GpuReading("nvidia-smi", gpus, driver, cuda, tuple(problems)), ()
-
-
-def _run(argv: Sequence[str]) -> tuple:
-    """Run nvidia-smi; its (exit code, stdout + stderr). It prints errors on stdout."""
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=SMI_TIMEOUT_S,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        return -1, f"no answer in {SMI_TIMEOUT_S} s"
-    except OSError as err:
-        return -1, str(err)
-    return done.returncode, done.stdout + done.stderr
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0][:200] if lines else "(no output)"
 
 
 def _value(text: str) -> Optional[str]:

@@ -118,21 +118,13 @@ def worker_node() -> dict:
 
 
 def worker_node_gpus(report: dict, node: dict) -> dict:
-    """The server's worker-node GPU record (site, host, model, count, VRAM, architecture, …) from
-    the GPUs the trf detected; site and host those of the node's record, which the GPU summary
-    brokerage reads is joined on."""
-    platform = report.get("platform") or {}
-    gpus = jobreport.gpus(report)
-    first = gpus[0]
-    return {
-        "site": node.get("site") or infosys.queuedata.site,
-        "host_name": node.get("host_name") or get_node_name(),
-        "vendor": "NVIDIA",
-        "model": first.get("name"),
-        "count": len(gpus),
-        "vram": first.get("memory_mib"),
-        "architecture": first.get("architecture") or "Unknown",
-        "framework": "CUDA",
-        "framework_version": platform.get("cuda_driver_version"),
-        "driver_version": platform.get("driver_version"),
-    }
+    """The server's worker-node GPU record (site, host, vendor, model, count, VRAM, architecture,
+    framework, versions: the keys of its Adder's update_worker_node_gpu) from the GPUs the trf
+    detected, NVIDIA, AMD or Intel (pilot 3.11 reads nvidia-smi only); site and host those of the
+    node's record, which the GPU summary brokerage reads is joined on."""
+    summary = jobreport.gpu_summary(report)
+    record = {"site": node.get("site") or infosys.queuedata.site,
+              "host_name": node.get("host_name") or get_node_name()}
+    record.update({key: summary[key] for key in ("vendor", "model", "count", "vram", "architecture",
+                                                 "framework", "framework_version", "driver_version")})
+    return record

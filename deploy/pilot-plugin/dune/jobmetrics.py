@@ -32,9 +32,16 @@ def report_metrics(report: dict) -> dict:
     gpus = jobreport.gpus(report)
     seconds = jobreport.step_seconds(report)
     events = jobreport.processed_events(report)
+    node_gpus = jobreport.gpu_summary(report) or {}
     metrics = {
         "nGPU": distribution.get("gpus", len(gpus)) if report else None,
         "GPU_name": gpus[0].get("name") if gpus else None,
+        # the node's GPUs as its worker_node_gpus record says them (GPU_arch 'CDNA_2', GPU_target 'gfx90a')
+        "GPU_vendor": node_gpus.get("vendor"),
+        "GPU_arch": node_gpus.get("architecture"),
+        "GPU_target": node_gpus.get("target"),
+        "GPU_count": node_gpus.get("count"),
+        "GPU_vram": node_gpus.get("vram"),
         "build": build.get("name"),
         "precision": build.get("precision"),
         "device": build.get("device"),

@@ -81,6 +81,56 @@ def gpus(report: dict) -> List[dict]:
     return list((report.get("platform") or {}).get("gpus") or [])
 
 
+# The server's names for each vendor and its GPU runtime (worker_node_gpus `vendor`, `framework`):
+# NVIDIA and CUDA as pilot 3.11 writes them (pilot/util/workernode.py, get_gpu_info); AMD, Intel
+# as their own tools name themselves. panda-server matches a task's vendor as a case-insensitive
+# regular expression from the start (srvcore/hardware_matching.py, match_gpu_spec): "amd" finds "AMD".
+VENDORS = {"nvidia": ("NVIDIA", "CUDA"), "amd": ("AMD", "ROCm"), "intel": ("Intel", "Level Zero")}
+# worker_node_gpus column widths (panda-database schema): longer values would fail the insert.
+TEXT_WIDTH, VERSION_WIDTH = 128, 20
+
+
+def _cut(value, width: int) -> Optional[str]:
+    return None if value is None else str(value)[:width]
+
+
+def gpu_summary(report: dict) -> Optional[dict]:
+    """The node's GPUs as one worker_node_gpus record holds them (without site and host): the model
+    of the first GPU the trf detected and how many of that vendor and model there are (an MI250X's
+    two GCDs are two, as HIP numbers them), its memory in MiB, its microarchitecture name (the
+    trf's: 'Hopper', 'CDNA 2', 'Xe-HPC'), its code target (AMD, Intel: 'gfx90a', 'pvc'), and the
+    driver and runtime versions of that vendor's reading (CUDA for NVIDIA, ROCm or Level Zero);
+    None when the trf saw no GPU."""
+    platform = report.get("platform") or {}
+    found = gpus(report)
+    if not found:
+        return None
+    first = found[0]
+    vendor = str(first.get("vendor") or "nvidia").lower()   # reports before AMD/Intel were NVIDIA's
+    vendor_name, framework = VENDORS.get(vendor, (vendor, None))
+    readings = [r for r in platform.get("gpu_readings") or []
+                if str(r.get("vendor") or "nvidia").lower() == vendor]
+    reading = readings[0] if readings else {}
+    if vendor == "nvidia":
+        driver = reading.get("driver_version") or platform.get("driver_version")
+        runtime = reading.get("cuda_driver_version") or platform.get("cuda_driver_version")
+    else:
+        driver, runtime = reading.get("driver_version"), reading.get("runtime_version")
+    same = [g for g in found if str(g.get("vendor") or "nvidia").lower() == vendor
+            and g.get("name") == first.get("name")]
+    return {
+        "vendor": vendor_name,
+        "model": _cut(first.get("name"), TEXT_WIDTH),
+        "count": len(same),
+        "vram": first.get("memory_mib"),
+        "architecture": _cut(first.get("architecture") or "Unknown", TEXT_WIDTH),
+        "target": first.get("gpu_arch"),
+        "framework": framework,
+        "framework_version": _cut(runtime, VERSION_WIDTH),
+        "driver_version": _cut(driver, VERSION_WIDTH),
+    }
+
+
 def mismatch(output: Output, path: str, checksum_of: Callable[[str], str]) -> Optional[str]:
     """Why the file at `path` is not the output the report describes, or None when it is.
 
