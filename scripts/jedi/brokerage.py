@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 from wrapper.platform import gpu_architectures
+from wrapper.platform.gpu_record import VENDOR_NAMES
 @dataclass(frozen=True)
 class GpuRequirement:
     """What the task asks of a node's GPU; empty microarchitectures: any."""
@@ -41,7 +42,6 @@ class GpuRequirement:
     warnings: tuple = ()                 # what the broker cannot honour of the request
 
 
-VENDOR_NAMES = {"nvidia": "NVIDIA", "amd": "AMD", "intel": "Intel"}
 MATCHER = "panda-server's match_gpu_spec (pandaserver/srvcore/hardware_matching.py)"
 
 
@@ -112,7 +112,7 @@ def gpu_requirement(builds: Sequence, extra_vram_mb: Optional[int] = None, vendo
     if vendor != "nvidia":
         return _other_vendor(builds, extra_vram_mb, vendor, archs, model)
     gpu_builds = [b for b in builds if b.requires.device in ("gpu", "any")
-                  and vendor in (getattr(b.requires, "vendor", None) or (vendor,))]
+                  and vendor in (b.requires.vendor or (vendor,))]
     if not gpu_builds:
         raise ValueError("none of the builds runs on a GPU: ask for CPU queues (--gpu none)")
     names: list = []
@@ -147,21 +147,20 @@ def _other_vendor(builds: Sequence, extra_vram_mb: Optional[int], vendor: str, a
     on any of the vendor's GPUs), narrowed to --gpu-arch."""
     label = VENDOR_NAMES.get(vendor, vendor)
     gpu_builds = [b for b in builds if b.requires.device in ("gpu", "any")
-                  and vendor in (getattr(b.requires, "vendor", None) or (vendor,))
+                  and vendor in (b.requires.vendor or (vendor,))
                   and b.requires.min_cc is None and b.requires.max_cc is None]
     if not gpu_builds:
         raise ValueError(f"none of the builds runs on an {label} GPU (a compute capability is "
                          f"NVIDIA's): ship one for {vendor} (requires.vendor, gpu_arch) or ask for "
                          "another --gpu")
+    # a build for several vendors names all their targets: keep this vendor's
+    other = {t for v in VENDOR_NAMES if v not in ("nvidia", vendor) for _, ts in _family_table(v) for t in ts}
     targets: list = []
     for build in gpu_builds:
-        arch = getattr(build.requires, "gpu_arch", None)
-        if not arch:
+        if not build.requires.gpu_arch:
             targets = []
             break
-        other = {t for v in VENDOR_NAMES if v not in ("nvidia", vendor)
-                 for _, ts in _family_table(v) for t in ts}
-        targets += [t for t in arch if t not in targets and t.split(":")[0] not in other]
+        targets += [t for t in build.requires.gpu_arch if t not in targets and t.split(":")[0] not in other]
     names, by_family = families(vendor, targets, unknown_ok=True) if targets else ((), {})
     if archs:
         asked, asked_targets = families(vendor, archs)

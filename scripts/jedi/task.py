@@ -58,6 +58,7 @@ from typing import Optional, Sequence
 
 from scripts.jedi import brokerage
 from wrapper.builds.manifest import load_manifest, standard_builds
+from wrapper.platform.gpu_record import VENDOR_NAMES
 from wrapper.errors import TrfError
 from wrapper.args.spec import parse_job_args
 from wrapper.jobfiles import LFN_RULE
@@ -193,16 +194,15 @@ def wants_gpu(request: TaskRequest) -> bool:
 def architecture(request: TaskRequest) -> str:
     """JEDI's hardware request: base platform, CPU and, for GPU tasks, the GPUs one of the task's
     builds can use (scripts.jedi.brokerage), plus --gpu-memory-mb."""
-    gpu = None
-    if wants_gpu(request):
-        model_file = request.model.value if request.model else None
-        builds = request.builds or standard_builds(model_file, request.model_config, 1)
-        gpu = gpu_request(request, builds)
+    gpu = gpu_request(request) if wants_gpu(request) else None
     return brokerage.architecture(request.cpu_arch, gpu, request.base_platform)
 
 
-def gpu_request(request: TaskRequest, builds: Sequence) -> brokerage.GpuRequirement:
-    """The GPU part of the hardware request; raises TaskError when no build fits it."""
+def gpu_request(request: TaskRequest) -> brokerage.GpuRequirement:
+    """The GPU part of the hardware request, from the task's builds (its manifest's, else the
+    standard builds of its model); raises TaskError when no build fits it."""
+    model_file = request.model.value if request.model else None
+    builds = request.builds or standard_builds(model_file, request.model_config, 1)
     try:
         return brokerage.gpu_requirement(builds, request.gpu_memory_mb, request.gpu, request.gpu_archs,
                                          request.gpu_model)
@@ -214,16 +214,9 @@ def hardware_warnings(request: TaskRequest) -> list:
     """What PanDA's brokers cannot honour of this GPU request (printed, the task is still made)."""
     if not wants_gpu(request):
         return []
-    if request.gpu_model:
-        try:
-            re.compile(request.gpu_model)
-        except re.error as err:
-            raise TaskError(f"--gpu-model {request.gpu_model!r} is not a regular expression: {err}") from None
-    model_file = request.model.value if request.model else None
-    builds = request.builds or standard_builds(model_file, request.model_config, 1)
-    notes = list(gpu_request(request, builds).warnings)
+    notes = list(gpu_request(request).warnings)
     if request.gpu != "nvidia":
-        mine, label = "|".join(VENDOR_PROCESSING_TYPES[request.gpu]), brokerage.VENDOR_NAMES[request.gpu]
+        mine, label = "|".join(VENDOR_PROCESSING_TYPES[request.gpu]), VENDOR_NAMES[request.gpu]
         notes.append(
             f"GenJobBroker (pandajedi/jedibrokerage/GenJobBroker.py, doBrokerage), the broker of every "
             f"non-ATLAS VO, does not read `architecture`: this task reaches {label} GPUs only "
@@ -678,6 +671,11 @@ def request_from(args: argparse.Namespace) -> TaskRequest:
                         "the weights, or --inference-server)")
     if (args.gpu_arch or args.gpu_model) and (args.gpu == "none" or args.inference_server):
         raise TaskError("--gpu-arch and --gpu-model narrow a GPU request: this task asks for no GPU")
+    if args.gpu_model:
+        try:
+            re.compile(args.gpu_model)
+        except re.error as err:
+            raise TaskError(f"--gpu-model {args.gpu_model!r} is not a regular expression: {err}") from None
     files_per_job = args.files_per_job
     if files_per_job is None:
         files_per_job = 5 if args.mode == "infer" else 10000

@@ -12,8 +12,9 @@ import sys
 import pytest
 
 from wrapper.platform import amd_gpus
-from wrapper.platform.amd_gpus import (apply_amd_visible_devices, normalize_gfx, parse_amd_smi_static,
-                                       parse_amd_smi_version, parse_rocm_smi, read_amd, rocr_uuid)
+from wrapper.platform.amd_gpus import (normalize_gfx, parse_amd_smi_static, parse_amd_smi_version,
+                                       parse_rocm_smi, read_amd, rocr_uuid)
+from wrapper.platform.amd_visible import apply_amd_visible_devices
 from wrapper.platform.gpu_record import GPU
 
 from tests.support.fake_amdsmi import install_amdsmi

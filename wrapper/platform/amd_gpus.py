@@ -1,5 +1,5 @@
 """AMD GPUs (Instinct MI250X, MI300A and kin) as the AMD SMI library, `amd-smi` and `rocm-smi`
-report them, and what ROCR_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES leave of them.
+report them (what ROCR_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES leave of them: amd_visible).
 
 Readers never raise: a library that fails, a driver that is not loaded or a tool printing something
 unreadable becomes a line in `problems`, as in the NVIDIA reader (wrapper/platform/gpus.py). A node
@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from wrapper.platform.gpu_record import GPU, GpuReading, first_line, run_tool, which
+from wrapper.platform.gpu_record import GPU, GpuReading, first_line, run_tool
 
 AMD_SMI, ROCM_SMI, LIBRARY = "amd-smi", "rocm-smi", "amdsmi"
 # The argument lists asked, the forms whose output is published (fixtures README, 'AMD'):
@@ -191,15 +192,24 @@ def parse_amd_smi_version(text: str) -> Optional[str]:
     return _text(match.group(1)) if match else None
 
 
-def read_amd_smi(exe: str) -> tuple:
-    """Ask the amd-smi at `exe`: (GpuReading or None when it lists no GPU, problems)."""
-    rc, out = run_tool([exe, *AMD_SMI_STATIC])
-    label = f"{AMD_SMI} {' '.join(AMD_SMI_STATIC)}"
+def _listing(exe: str, tool: str, argv: Sequence[str], parse: Callable) -> tuple:
+    """Run a tool's GPU listing and parse it: ((GPUs, driver, its output), ()) or (None, problems)."""
+    rc, out = run_tool([exe, *argv])
+    label = f"{tool} {' '.join(argv)}"
     if rc != 0:
         return None, (f"{label}: exit {rc}: {first_line(out)}",)
-    gpus, driver, problems = parse_amd_smi_static(out)
+    gpus, driver, problems = parse(out)
     if not gpus:
         return None, problems or (f"{label}: lists no GPU: {first_line(out)}",)
+    return (gpus, driver, out), ()
+
+
+def read_amd_smi(exe: str) -> tuple:
+    """Ask the amd-smi at `exe`: (GpuReading or None when it lists no GPU, problems)."""
+    listed, problems = _listing(exe, AMD_SMI, AMD_SMI_STATIC, parse_amd_smi_static)
+    if listed is None:
+        return None, problems
+    gpus, driver, _ = listed
     rc, text = run_tool([exe, *AMD_SMI_VERSION])
     rocm = parse_amd_smi_version(text) if rc == 0 else None
     extra = () if rocm else (f"{AMD_SMI} version: no ROCm version (exit {rc}): {first_line(text)}",)
@@ -237,13 +247,10 @@ def parse_rocm_smi(product_text: str, vram_text: str = "") -> tuple:
 def read_rocm_smi(exe: str) -> tuple:
     """Ask the rocm-smi at `exe`: (GpuReading or None when it lists no GPU, problems). rocm-smi
     exits 0 when the driver is not loaded (rocm_smi.py, initializeRsmi), so its output decides."""
-    rc, out = run_tool([exe, *ROCM_SMI_PRODUCT])
-    label = f"{ROCM_SMI} {' '.join(ROCM_SMI_PRODUCT)}"
-    if rc != 0:
-        return None, (f"{label}: exit {rc}: {first_line(out)}",)
-    gpus, driver, problems = parse_rocm_smi(out)
-    if not gpus:
-        return None, problems or (f"{label}: lists no GPU: {first_line(out)}",)
+    listed, problems = _listing(exe, ROCM_SMI, ROCM_SMI_PRODUCT, parse_rocm_smi)
+    if listed is None:
+        return None, problems
+    gpus, driver, out = listed
     rc, vram = run_tool([exe, *ROCM_SMI_VRAM])
     extra: tuple = ()
     if rc == 0 and isinstance(_json_in(vram), dict):
@@ -344,7 +351,7 @@ def read_amd() -> tuple[Optional[GpuReading], tuple[str, ...]]:
     problems = list(import_problems)
     sources: list = [lambda: read_amdsmi(amdsmi)] if amdsmi is not None else []
     for tool, reader in ((AMD_SMI, read_amd_smi), (ROCM_SMI, read_rocm_smi)):
-        exe = which(tool)
+        exe = shutil.which(tool)
         if exe is not None:
             sources.append(lambda reader=reader, exe=exe: reader(exe))
     for source in sources:
@@ -353,48 +360,3 @@ def read_amd() -> tuple[Optional[GpuReading], tuple[str, ...]]:
             return replace(reading, problems=tuple(problems) + reading.problems), ()
         problems.extend(source_problems)
     return None, tuple(problems)
-
-
-# --- ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES -------------------------------------------------
-
-def _select(gpus: Sequence[GPU], value: str, variable: str, uuids: bool) -> tuple:
-    """The GPUs a visibility list names, in its order: (GPUs, problems). As CUDA_VISIBLE_DEVICES
-    (gpus.apply_visible_devices): empty shows none, and an entry naming nothing, or a repeat, ends
-    the list (the runtimes ignore it and the rest)."""
-    if not value.strip():
-        return (), (f"{variable} is empty: the runtime shows no AMD GPU",)
-    chosen: list = []
-    for entry in (e.strip() for e in value.split(",")):
-        if re.fullmatch(r"\d+", entry):
-            gpu = gpus[int(entry)] if int(entry) < len(gpus) else None
-        elif uuids and rocr_uuid(entry):
-            gpu = next((g for g in gpus if rocr_uuid(g.uuid) == rocr_uuid(entry)), None)
-        else:
-            gpu = None
-        if gpu is None or any(g.index == gpu.index for g in chosen):
-            what = "names no AMD GPU here" if gpu is None else f"repeats AMD GPU {gpu.index}"
-            return tuple(chosen), (f"{variable} entry {entry!r} {what}: the runtime ignores it "
-                                   "and every entry after it",)
-        chosen.append(gpu)
-    return tuple(chosen), ()
-
-
-def apply_amd_visible_devices(gpus: Sequence[GPU], env: Mapping[str, str]) -> tuple:
-    """The AMD GPUs a HIP program sees under `env`, in its order: (GPUs, problems). Each keeps its
-    AMD SMI `index`, so reports match amd-smi, though HIP numbers them 0..n-1.
-
-    As ROCm's 'GPU isolation techniques' says
-    (https://rocm.docs.amd.com/en/docs-6.1.2/conceptual/gpu-isolation.html):
-    ROCR_VISIBLE_DEVICES (device indices or UUIDs, read by the ROCm runtime under every ROCm
-    program) applies first; HIP_VISIBLE_DEVICES (indices) then picks among what it left, and
-    CUDA_VISIBLE_DEVICES, 'provided for CUDA compatibility', has the same effect and is read only
-    when HIP_VISIBLE_DEVICES is unset (HIP's environment table,
-    https://rocm.docs.amd.com/projects/HIP/en/latest/reference/env_variables.html). ROCR's
-    indices are taken to be amd-smi's order; GPU_DEVICE_ORDINAL (OpenCL) is not applied."""
-    shown, problems = tuple(gpus), ()
-    hip = next((v for v in ("HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES") if env.get(v) is not None), None)
-    for variable in ("ROCR_VISIBLE_DEVICES", hip):
-        if variable is not None and env.get(variable) is not None:
-            shown, found = _select(shown, env[variable], variable, variable.startswith("ROCR"))
-            problems += found
-    return shown, problems

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional
 
 from wrapper.platform import framework as fw
-from wrapper.platform.amd_gpus import apply_amd_visible_devices, read_amd
+from wrapper.platform.amd_gpus import read_amd
+from wrapper.platform.amd_visible import apply_amd_visible_devices
 from wrapper.platform.cpu import CPUInfo, read_cpu
 from wrapper.platform.framework import FrameworkInfo, keras_backend
 from wrapper.platform.gpu_record import GpuReading

@@ -7,7 +7,6 @@ and builds').
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -107,11 +106,6 @@ class GpuReading:
         return {"vendor": self.vendor, "source": self.source, "driver_version": self.driver_version,
                 "cuda_driver_version": self.cuda_driver_version,
                 "runtime_version": self.runtime_version, "gpus": len(self.gpus)}
-
-
-def which(tool: str) -> Optional[str]:
-    """The vendor tool's path on PATH, or None."""
-    return shutil.which(tool)
 
 
 def run_tool(argv: Sequence[str]) -> tuple:

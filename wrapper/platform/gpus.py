@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import csv
 import re
+import shutil
 from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
-from wrapper.platform.gpu_record import GPU, MIGDevice, GpuReading, first_line, run_tool, which
+from wrapper.platform.gpu_record import GPU, MIGDevice, GpuReading, first_line, run_tool
 
 # The query the nvidia-smi fallback asks. compute_cap (drivers ≥ 510) and mig.mode.current
 # (drivers ≥ 450) are dropped when an older nvidia-smi rejects them; the others are very old.
@@ -154,7 +155,7 @@ def read_nvidia_smi(*, need_uuids: bool = False) -> tuple:
     `need_uuids` also runs `nvidia-smi -L` (for UUIDs in CUDA_VISIBLE_DEVICES); it runs anyway when
     a GPU is in MIG mode, since only -L names the MIG devices.
     """
-    exe = which("nvidia-smi")
+    exe = shutil.which("nvidia-smi")
     if exe is None:
         return None, ("nvidia-smi: not found on PATH",)
     problems: list = []

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import replace
 from typing import Optional, Sequence
 
-from wrapper.platform.gpu_record import GPU, GpuReading, first_line, run_tool, which
+from wrapper.platform.gpu_record import GPU, GpuReading, first_line, run_tool
 
 TOOL = "xpu-smi"
 
@@ -191,7 +192,7 @@ def merge_device_detail(gpu: GPU, detail: dict) -> GPU:
 def read_intel() -> tuple[Optional[GpuReading], tuple[str, ...]]:
     """Ask the xpu-smi on PATH. Returns (GpuReading or None, problems); (None, ()) when there is no
     xpu-smi, so nodes without Intel software report nothing about Intel."""
-    exe = which(TOOL)
+    exe = shutil.which(TOOL)
     if exe is None:
         return None, ()
     rc, out = run_tool([exe, "discovery"])
