@@ -15,6 +15,7 @@ listed as unavailable when the module does not exist.
     python -m scripts.bench.run --only=spine --runs=21
     python -m scripts.bench.run --only=staging --json staging.json   # {"figures": [...]}
     python -m scripts.bench.run --only=spine,staging --area-args staging="--cases 2x8 --repeat 5"
+    python -m scripts.bench.run --only=flops --area-args flops="--json flops.json"   # speed against the limit
 """
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ PACKAGE = __package__ or "scripts.bench"
 
 # area → its module in this package (None: rows measured here)
 AREAS = {"spine": None, "payload": "payload", "events": "events", "staging": "staging",
-         "platform": "platform", "child": "child", "scale": "scale", "serving": "serving"}
+         "platform": "platform", "child": "child", "scale": "scale", "serving": "serving",
+         "flops": "flops"}
 
 JEDI_DRY_RUN = ["--mode=infer", "--inputEventsFile=ev.[001,002].h5", "--modelFile=model.keras",
                 "--outputPredFile=pred.000042.h5", "--dryRun"]

@@ -9,8 +9,10 @@ transfers themselves are in wrapper.staging.s3.
 """
 from __future__ import annotations
 
+import gc
 import threading
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -83,10 +85,28 @@ class RetryLedger:
         return 1 + retries + repeats
 
 
+@contextmanager
+def _collector_paused():
+    """The cyclic garbage collector off for the block, then as it was."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class S3Client:
     """A boto3 S3 client for one staging call, its retry ledger, and the credential values to scrub."""
 
     def __init__(self, options: StagingOptions):
+        # the imports and model loading below allocate ~70k lasting objects in bursts, and each
+        # burst set off collections that walked all of them again: paused meanwhile
+        with _collector_paused():
+            self._set_up(options)
+
+    def _set_up(self, options: StagingOptions) -> None:
         import boto3
         import botocore
         from botocore.config import Config
