@@ -8,6 +8,9 @@
   classes over the batch. Dice scores each class by its overlap whatever its size, so the rare beam
   counts as much as the cosmics, while the unweighted cross-entropy keeps the softmax calibrated:
   no logit shift is needed after training.
+- `lovasz`: cross-entropy plus the Lovász-softmax loss (Berman et al. 2018, arXiv:1705.08790) of
+  the beam and cosmic classes over the batch: the convex surrogate of 1 − IoU itself, the metric
+  the network is judged by, calibrated by the same unweighted cross-entropy.
 
 All use keras.ops only (any backend) and are registered so compiled models save and load.
 """
@@ -19,7 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
-LOSS_NAMES = ("cce", "weighted", "focal", "dice")
+LOSS_NAMES = ("cce", "weighted", "focal", "dice", "lovasz")
 
 
 def _log_probs_of_truth(labels, logits):
@@ -92,8 +95,52 @@ class DiceCrossEntropy(keras.losses.Loss):
                 "smooth": self.smooth}
 
 
+def lovasz_softmax(probs, truth, classes: Sequence[int]):
+    """Mean over `classes` of the Lovász extension of 1 − IoU for pixels `probs`/`truth` [N, C].
+
+    Each class's pixel errors |truth − p| are sorted worst first; the IoU lost by adding each pixel
+    to the prediction, in that order, weighs its error (the gradient of the Lovász extension)."""
+    losses = []
+    for c in classes:
+        fg = truth[:, c]
+        errors = ops.abs(fg - probs[:, c])
+        order = ops.argsort(-errors)
+        errors, fg = ops.take(errors, order), ops.take(fg, order)
+        positives = ops.sum(fg)
+        intersection = positives - ops.cumsum(fg)
+        union = positives + ops.cumsum(1.0 - fg)    # >= 1 from the first pixel on: no division by 0
+        jaccard = 1.0 - intersection / union
+        weights = ops.concatenate([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+        losses.append(ops.sum(errors * ops.stop_gradient(weights)))
+    return ops.mean(ops.stack(losses))
+
+
+@keras.saving.register_keras_serializable(package="dune")
+class LovaszCrossEntropy(keras.losses.Loss):
+    """Per-pixel cross-entropy + `lovasz_weight` × the Lovász-softmax loss of `lovasz_classes`,
+    taken over all pixels of the batch."""
+
+    def __init__(self, lovasz_classes: Sequence[int] = (1, 2), lovasz_weight: float = 1.0,
+                 name: str = "lovasz_cce", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.lovasz_classes = [int(c) for c in lovasz_classes]
+        self.lovasz_weight = float(lovasz_weight)
+
+    def call(self, y_true, y_pred):
+        logits = ops.cast(y_pred, "float32")
+        n_classes = logits.shape[-1]
+        probs = ops.reshape(ops.softmax(logits, axis=-1), (-1, n_classes))
+        truth = ops.reshape(ops.one_hot(ops.cast(y_true, "int32"), n_classes, dtype="float32"), (-1, n_classes))
+        surrogate = lovasz_softmax(probs, truth, self.lovasz_classes)
+        return -_log_probs_of_truth(y_true, logits) + self.lovasz_weight * surrogate
+
+    def get_config(self):
+        return {**super().get_config(), "lovasz_classes": self.lovasz_classes,
+                "lovasz_weight": self.lovasz_weight}
+
+
 def make_loss(name: str, class_weights: Sequence[float] | None = None, n_classes: int = 3) -> keras.losses.Loss:
-    """The loss called `name` (`cce`, `weighted`, `focal`, `dice`); `weighted` needs `class_weights`."""
+    """The loss called `name` (one of LOSS_NAMES); `weighted` needs `class_weights`."""
     if name == "cce":
         return WeightedCrossEntropy([1.0] * n_classes, name="cce")
     if name == "weighted":
@@ -104,6 +151,8 @@ def make_loss(name: str, class_weights: Sequence[float] | None = None, n_classes
         return FocalLoss()
     if name == "dice":
         return DiceCrossEntropy()
+    if name == "lovasz":
+        return LovaszCrossEntropy()
     raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(LOSS_NAMES)}")
 
 

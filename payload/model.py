@@ -100,8 +100,10 @@ class PixelPosition(layers.Layer):
 
     def call(self, images, origin=None):
         batch, height, width = ops.shape(images)[0], ops.shape(images)[1], ops.shape(images)[2]
-        # Positions in float32, cast once scaled: TensorFlow has no float16 range op, and bfloat16
-        # holds integers exactly only up to 256 (a 320-pixel event has more).
+        # Positions in float32 throughout: bfloat16 holds integers exactly only up to 256, and its
+        # 8-bit significand has 128 values in [0.5, 1) for the 160 positions of a 320-pixel
+        # event's far half, so even scaled positions would collide in pairs. The layer's dtype is
+        # float32 (build_model), so its output, and the first convolution that reads it, are too.
         rows = ops.arange(height, dtype="float32")[None, :]
         cols = ops.arange(width, dtype="float32")[None, :]
         if origin is not None:
@@ -111,7 +113,6 @@ class PixelPosition(layers.Layer):
         cols = ops.broadcast_to(cols / (self.full_shape[1] - 1), (batch, width))
         grid = ops.stack([ops.broadcast_to(rows[:, :, None], (batch, height, width)),
                           ops.broadcast_to(cols[:, None, :], (batch, height, width))], axis=-1)
-        grid = ops.cast(grid, self.compute_dtype)
         return ops.concatenate([ops.cast(images, self.compute_dtype), grid], axis=-1)
 
     def compute_output_shape(self, input_shape):
@@ -172,11 +173,14 @@ def build_model(config: ModelConfig | str, input_shape: tuple = INPUT_SHAPE, *, 
     images = keras.Input(shape=input_shape, name="images")
     inputs = [images, keras.Input(shape=(2,), name="origin")] if crops else images
     if config.pixel_position:
-        x = PixelPosition(name="pixel_position")(*(inputs if crops else [images]))
+        x = PixelPosition(name="pixel_position", dtype="float32")(*(inputs if crops else [images]))
     else:
         x = images
+    # With positions, the first convolution reads them in float32 (see PixelPosition): its 3 input
+    # channels make it a small share of the network's work under any precision.
     x = layers.Conv2D(config.first_filters, 3, padding="same", kernel_initializer="he_uniform",
-                      kernel_regularizer=regularizers.L2(config.l2), name="first_conv")(x)
+                      kernel_regularizer=regularizers.L2(config.l2),
+                      dtype="float32" if config.pixel_position else None, name="first_conv")(x)
 
     skips = []
     for i, n_layers in enumerate(config.blocks):

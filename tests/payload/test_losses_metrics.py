@@ -156,10 +156,38 @@ def test_dice_term_rewards_finding_a_rare_class_that_cross_entropy_barely_sees()
     assert dice_gain > 0.2 and dice_gain > 3 * cce_gain
 
 
+def test_lovasz_term_is_one_minus_iou_on_hard_predictions():
+    # on 0/1 probabilities the Lovász extension is the set function itself: 1 − IoU per class
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 3, (2, 6, 6)).astype(np.uint8)
+    predicted = np.where(rng.random((2, 6, 6)) < 0.7, truth, rng.integers(0, 3, (2, 6, 6)))
+    logits = np.where(np.eye(3, dtype=bool)[predicted], 40.0, -40.0).astype(np.float32)
+    iou = [((truth == c) & (predicted == c)).sum() / ((truth == c) | (predicted == c)).sum() for c in (1, 2)]
+    expected = 1 - np.mean(iou)
+    ce = _value(losses.make_loss("cce"), truth, logits)
+    assert 0.05 < expected < 0.95
+    assert _value(losses.make_loss("lovasz"), truth, logits) - ce == pytest.approx(expected, abs=1e-5)
+
+
+def test_lovasz_term_rewards_finding_a_rare_class_that_cross_entropy_barely_sees():
+    truth = np.zeros((1, 10, 10), np.uint8)
+    truth[0, 0, :2] = 1
+    truth[0, 5, :] = 2
+    missed = np.zeros((1, 10, 10, 3), np.float32)
+    missed[..., 0] = 3.0
+    missed[0, 5, :] = [0.0, 0.0, 3.0]
+    found = missed.copy()
+    found[0, 0, :2] = [0.0, 3.0, 0.0]
+    lovasz, cce = losses.make_loss("lovasz"), losses.make_loss("cce")
+    lovasz_gain = _value(lovasz, truth, missed) - _value(lovasz, truth, found)
+    cce_gain = _value(cce, truth, missed) - _value(cce, truth, found)
+    assert lovasz_gain > 0.2 and lovasz_gain > 3 * cce_gain
+
+
 def test_losses_take_logits_of_any_sign_without_overflow():
     huge = np.array([[[[1e4, -1e4, 0.0]]]], np.float32)
     truth = np.array([[[1]]], np.uint8)
-    for name in ("cce", "focal", "dice"):
+    for name in ("cce", "focal", "dice", "lovasz"):
         value = _value(losses.make_loss(name), truth, huge)
         assert math.isfinite(value) and value > 1e3 * (0.25 if name == "focal" else 1)
 
@@ -187,6 +215,6 @@ def test_median_frequency_weights_give_unseen_classes_weight_one():
 
 def test_make_loss_rejects_unknown_names_and_missing_weights():
     with pytest.raises(ValueError, match="unknown loss"):
-        losses.make_loss("lovasz")
+        losses.make_loss("tversky")
     with pytest.raises(ValueError, match="class weights"):
         losses.make_loss("weighted", None)

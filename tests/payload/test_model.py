@@ -63,6 +63,29 @@ def test_pixel_position_appends_row_and_column_scaled_to_one():
     assert "pixel_position" not in [l.name for l in build_model("paper").layers]  # the paper as published
 
 
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
+def test_position_grid_is_exact_in_every_precision(precision):
+    # bfloat16 has 128 values in [0.5, 1): computed or stored in it, the 160 positions of an
+    # event's far half would collide in pairs; the first convolution must read them in float32 too
+    with dtype_policy(precision):
+        model = build_model("tiny", crops=True)
+    grid = keras.Model(model.inputs, model.get_layer("pixel_position").output)
+    images = np.zeros((2, 320, 320, 1), np.float32)
+    out = keras.ops.convert_to_numpy(grid([images, np.zeros((2, 2), np.float32)]))
+    expected = np.arange(320, dtype=np.float32) / np.float32(319)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out[0, :, 0, 1], expected)     # tick (row), every value exact
+    np.testing.assert_array_equal(out[1, 0, :, 2], expected)     # wire (column)
+    assert len(np.unique(out[0, :, 0, 1])) == 320
+    layer = model.get_layer("pixel_position")
+    crop = keras.ops.convert_to_numpy(layer(images[:1, :64, :64], np.array([[256, 250]], np.float32)))
+    np.testing.assert_array_equal(crop[0, :, 0, 1], expected[256:320])    # a crop at the far edge
+    np.testing.assert_array_equal(crop[0, 0, :, 2], expected[250:314])
+    assert model.get_layer("first_conv").compute_dtype == "float32"
+    assert model.get_layer("down0_l0_conv").compute_dtype == ("float32" if precision == "float32"
+                                                              else precision.split("_")[1])
+
+
 def test_unknown_config_and_precision_names_are_refused():
     with pytest.raises(ValueError, match="paper, small, tiny"):
         get_config("huge")

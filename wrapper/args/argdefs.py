@@ -74,8 +74,9 @@ ARGS: tuple[ArgDef, ...] = (
            "for validation", "training", minimum=0.0, maximum=0.9),
     ArgDef("loss", "loss", STR, "weighted", "cce: cross-entropy; weighted: class-weighted "
            "cross-entropy (median-frequency weights from the data unless --classWeights); focal; "
-           "dice: cross-entropy + soft Dice on beam and cosmic (the reference model's)",
-           "training", choices=("cce", "weighted", "focal", "dice")),
+           "dice: cross-entropy + soft Dice on beam and cosmic; lovasz: cross-entropy + Lovász-softmax "
+           "(an IoU surrogate) on beam and cosmic",
+           "training", choices=("cce", "weighted", "focal", "dice", "lovasz")),
     ArgDef("cropSize", "crop_size", INT, 0, "train on one crop of this many pixels a side per event, "
            "--beamFraction of them centred on a beam pixel (0: whole events; the reference model: "
            "128); needs a network with position channels (tiny, small) and one device",
